@@ -1,0 +1,76 @@
+"""Numbered schema migrations of the local store; applied in order, each exactly once."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: orders, their actions and the outbox, written together by order.submit.
+    """
+    CREATE TABLE orders (
+        order_id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        number INTEGER NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE actions (
+        action_id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL REFERENCES orders(order_id),
+        kind TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX actions_pending ON actions(kind, status);
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        acked_at TEXT
+    );
+    CREATE INDEX outbox_unacked ON outbox(acked_at, seq);
+    CREATE TABLE submissions (
+        idempotency_key TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL REFERENCES orders(order_id)
+    );
+    """,
+    # 2: the conversation, turn by turn, for the setup UI and warm handovers.
+    """
+    CREATE TABLE call_turns (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        speaker TEXT NOT NULL CHECK (speaker IN ('caller', 'agent')),
+        text TEXT NOT NULL,
+        latency_ms REAL
+    );
+    CREATE INDEX call_turns_call ON call_turns(call_id, id);
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations, one transaction each (autocommit connection); return the version."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    for number, script in enumerate(MIGRATIONS, start=1):
+        if number in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations(version) VALUES (?)", (number,))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return len(MIGRATIONS)

@@ -1,0 +1,1 @@
+"""Versioned contract surfaces shared by box and cloud (exported to /contracts as JSON Schema)."""

@@ -1,0 +1,52 @@
+"""The list of contract surfaces, their versions and the models that define them.
+
+Bump a surface's version here when its models change: minor for an additive change,
+major for a breaking one. `voxeron contracts check` holds the code to these numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from sync.contracts.errors import ErrorEnvelope
+from sync.contracts.events import EventEnvelope
+from sync.contracts.messages import Ack, DeviceStatus, Health
+from sync.contracts.order import Order
+from sync.contracts.tools import ToolCall, ToolResult
+
+
+@dataclass(frozen=True)
+class Surface:
+    """One frozen contract surface: a name, a major.minor version and its root models."""
+
+    name: str
+    version: str
+    models: tuple[type[BaseModel], ...]
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    def json_schema(self) -> dict[str, Any]:
+        """The surface as one JSON Schema document; deterministic for the same models."""
+        _, top = models_json_schema(
+            [(m, "validation") for m in self.models], title=f"voxeron {self.name}"
+        )
+        top["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        top["x-voxeron-surface"] = self.name
+        top["x-voxeron-version"] = self.version
+        top["x-voxeron-roots"] = [m.__name__ for m in self.models]
+        return top
+
+
+SURFACES: tuple[Surface, ...] = (
+    Surface("order", "1.0", (Order,)),
+    Surface("order-event", "1.0", (EventEnvelope,)),
+    Surface("tool-call", "1.0", (ToolCall, ToolResult)),
+    Surface("error-envelope", "1.0", (ErrorEnvelope,)),
+    Surface("edge-messages", "1.0", (Ack, DeviceStatus, Health)),
+)

@@ -1,0 +1,3 @@
+"""The `voxeron` command (filled in below)."""
+def main() -> None:
+    raise SystemExit("not yet")
