@@ -11,12 +11,14 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
-_CONTEXT: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
-    "voxeron_log_context", default={}
+# An immutable default: every change sets a new dict, so contexts never share one.
+_CONTEXT: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "voxeron_log_context", default=MappingProxyType({})
 )
 
 

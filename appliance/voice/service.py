@@ -1,0 +1,62 @@
+"""voxeron-voice: the data-plane process of the box (SIP user agent + speech + dialog)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from appliance.config import BoxIdentity, VoiceConfig
+from appliance.dialog.order_tools import OrderTools
+from appliance.store import LocalStore
+from appliance.voice.asr_whisper import WhisperAsr
+from appliance.voice.call_session import CallSession, VoiceDeps
+from appliance.voice.sip_agent import CallInfo, MediaChannel, SipAgent
+from appliance.voice.tts_piper import PiperTts
+from blueprints.engine import compose_builtin
+from sync.structured_log import bind, fields, setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def build_deps(identity: BoxIdentity, cfg: VoiceConfig) -> VoiceDeps:
+    blueprint = compose_builtin(cfg.sector, cfg.tenant_overlay)
+    store = LocalStore(identity.db_path)
+    return VoiceDeps(
+        blueprint=blueprint, asr=WhisperAsr(threads=cfg.asr_threads), tts=PiperTts(), store=store,
+        tools=OrderTools(store, blueprint, identity.tenant_id, identity.device_id),
+        tenant_id=identity.tenant_id, device_id=identity.device_id,
+    )
+
+
+async def serve_voice(identity: BoxIdentity, cfg: VoiceConfig, stop: asyncio.Event) -> None:
+    deps = build_deps(identity, cfg)
+    await asyncio.to_thread(deps.warm)
+
+    async def on_call(call: CallInfo, media: MediaChannel) -> None:
+        await CallSession(deps, call, media).run()
+
+    agent = SipAgent(cfg.sip_host, cfg.sip_port, cfg.sip_users, on_call,
+                     rtp_host=cfg.rtp_host, max_calls=cfg.max_calls)
+    await agent.start()
+    log.info("voice ready", extra=fields(sip_port=agent.port, blueprint=deps.blueprint.content_hash))
+    try:
+        await stop.wait()
+    finally:
+        await agent.stop()
+        deps.store.close()
+
+
+def run_voice(identity: BoxIdentity, cfg: VoiceConfig) -> None:
+    """Process entry: serve calls until SIGTERM or SIGINT."""
+    setup_logging("voice")
+    bind(tenant_id=identity.tenant_id, device_id=identity.device_id)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_voice(identity, cfg, stop)
+
+    asyncio.run(main())

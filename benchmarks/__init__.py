@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures and runs with one command (`voxeron bench NAME`)."""

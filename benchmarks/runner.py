@@ -1,0 +1,17 @@
+"""Dispatch `voxeron bench NAME [args]` to a benchmark module."""
+
+from __future__ import annotations
+
+import importlib
+
+BENCHMARKS = {
+    "turns": "benchmarks.turn_latency",
+}
+
+
+def run_benchmark(name: str, args: list[str]) -> int:
+    if name not in BENCHMARKS:
+        print(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
+        return 2
+    module = importlib.import_module(BENCHMARKS[name])
+    return int(module.main(args))

@@ -1,0 +1,3 @@
+from voxeron.cli import main
+
+main()

@@ -1,0 +1,66 @@
+"""Synthetic caller voices for `voxeron call`, the demo, tests and benchmarks.
+
+Piper (the agent's own voice: an optimistic caller), espeak-ng and flite (Debian
+packages: harder, robotic callers). All return 8 kHz int16 mono like a phone line.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import wave
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import soxr
+
+from appliance.voice.tts_piper import PiperTts
+
+
+class CallerVoice(Protocol):
+    def synthesize(self, text: str) -> np.ndarray: ...
+
+
+class CommandVoice:
+    """A TTS command line that writes a WAV file (espeak-ng, flite)."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+
+    def synthesize(self, text: str) -> np.ndarray:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "say.wav"
+            cmd = [a.replace("{out}", str(out)).replace("{text}", text) for a in self.argv]
+            subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+            return read_wav_8k(out)
+
+
+def read_wav_8k(path: Path) -> np.ndarray:
+    with wave.open(str(path), "rb") as w:
+        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+        raw = w.readframes(w.getnframes())
+    if width != 2:
+        raise ValueError(f"{path}: only 16-bit WAV is supported")
+    audio = np.frombuffer(raw, dtype=np.int16).reshape(-1, channels)[:, 0].astype(np.float32)
+    if rate != 8000:
+        audio = soxr.resample(audio / 32768.0, rate, 8000) * 32768.0
+    return np.clip(audio, -32768, 32767).astype(np.int16)
+
+
+def write_wav(path: Path, pcm: np.ndarray, rate: int = 8000) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype(np.int16).tobytes())
+
+
+def caller_voice(name: str) -> CallerVoice:
+    if name == "piper":
+        return PiperTts()
+    if name == "espeak":
+        return CommandVoice(["espeak-ng", "-v", "en-us", "-s", "150", "-w", "{out}", "{text}"])
+    if name == "flite":
+        return CommandVoice(["flite", "-voice", "slt", "-t", "{text}", "-o", "{out}"])
+    raise ValueError(f"unknown caller voice {name!r}: piper, espeak or flite")
