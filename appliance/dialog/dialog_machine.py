@@ -92,9 +92,14 @@ class OrderDialog:
         parsed = self._parser.parse(text)
         menu = self.blueprint.menu
         if parsed.unknown:
+            # Keep what was understood, say so, and refuse only the off-menu part.
             self.cart.extend(parsed.lines)
             self.phase = Phase.ORDERING
-            return self._repair("unknown_item", thing=parsed.unknown[0], menu_hint=menu.menu_hint)
+            repair = self._repair("unknown_item", thing=parsed.unknown[0], menu_hint=menu.menu_hint)
+            if parsed.lines and isinstance(repair[0], Say):
+                added = self.blueprint.prompt("noted", items=describe_order(parsed.lines, menu))
+                return [Say(f"{added} {repair[0].text}", "noted+unknown_item"), *repair[1:]]
+            return repair
         if parsed.lines:
             self.cart.extend(parsed.lines)
             self.repairs = 0

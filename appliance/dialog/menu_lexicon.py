@@ -35,11 +35,17 @@ class Tag:
     text: str
 
 
+# Contractions keep their apostrophe; any other "'s" is a plural the recogniser spelled
+# as a possessive ("two coke's").
+_CONTRACTIONS = {"that's", "it's", "what's", "there's", "here's", "let's", "he's", "she's"}
+
+
 def normalize(text: str) -> list[str]:
     """Lower-case words; punctuation and hyphens become spaces, apostrophes stay."""
-    text = text.lower().replace("-", " ")
+    text = text.lower().replace("-", " ").replace("\u2019", "'")
     text = re.sub(r"[^a-z0-9' ]+", " ", text)
-    return text.split()
+    return [w[:-2] + "s" if w.endswith("'s") and w not in _CONTRACTIONS else w
+            for w in text.split()]
 
 
 class MenuLexicon:

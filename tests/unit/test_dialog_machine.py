@@ -86,3 +86,10 @@ def test_failed_submit_hands_off_instead_of_confirming(dialog: OrderDialog) -> N
     err = ErrorEnvelope(code="store.unavailable", category="unavailable", message="x")
     actions = dialog.on_tool_result(ToolResult(tool="order.submit", ok=False, error=err), NOW)
     assert _events(actions) == ["say:handoff", "handoff", "hangup"]
+
+
+def test_understood_part_is_kept_when_another_part_is_off_menu(dialog: OrderDialog) -> None:
+    [say] = dialog.on_utterance("a large pizza and a sushi roll", NOW)
+    assert isinstance(say, Say) and say.text.startswith("I have one large pizza.")
+    assert "sushi roll" in say.text
+    assert [li.item_id for li in dialog.cart] == ["pizza"]

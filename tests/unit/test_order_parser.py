@@ -42,3 +42,9 @@ def test_negation_stops_at_and(parser: OrderParser) -> None:
 def test_read_back_wording(parser: OrderParser) -> None:
     r = parser.parse("a large pizza with no onions and two cokes")
     assert describe_order(r.lines, parser.menu) == "one large pizza with no onions and two cokes"
+
+
+def test_possessive_spelling_of_a_plural_is_read_as_plural(parser: OrderParser) -> None:
+    r = parser.parse("Hi, I'd like a large pepperoni pizza and two coke's please.")
+    assert [li.item_id for li in r.lines] == ["pizza", "coke"] and r.unknown == []
+    assert parser.parse("that's all").unknown == []

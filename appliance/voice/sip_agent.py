@@ -1,0 +1,375 @@
+"""The box's SIP user agent server over UDP: answers calls and hands each one to a handler.
+
+Responses go to the datagram's source address (RFC 3261 18.2.2, rport-style) and media to
+what RtpPeer allows; no host named in a message is ever resolved or contacted. Every
+failure is answered or logged, and the agent keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import unquote
+
+import numpy as np
+
+from appliance.voice.g711 import codec_for
+from appliance.voice.rtp import RtpEndpoint, RtpPeer
+from appliance.voice.sdp import (
+    AudioPlan,
+    SdpError,
+    SessionDescription,
+    build_answer,
+    negotiate_audio,
+    parse_sdp,
+)
+from appliance.voice.sip_dialog import (
+    T1,
+    T2,
+    CallInfo,
+    CallPhase,
+    Dialog,
+    InviteTransaction,
+    TxKey,
+    caller_name,
+    new_branch,
+    new_tag,
+    transaction_key,
+)
+from appliance.voice.sip_message import SipRequest, SipResponse
+from appliance.voice.sip_transaction import (
+    Address,
+    SipTransactionLayer,
+    advertised_address,
+    warning_header,
+)
+from appliance.voice.sip_uri import Via as ViaHop
+from appliance.voice.sip_uri import format_host
+from sync.ids import new_id
+from sync.structured_log import fields, log_context
+
+__all__ = ["CallHandler", "CallInfo", "MediaChannel", "SipAgent"]
+
+log = logging.getLogger(__name__)
+
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
+NOT_ALLOWED = frozenset({"REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "INFO", "UPDATE", "PRACK",
+                         "REFER", "PUBLISH"})
+
+
+class MediaChannel(Protocol):
+    """A call's audio as the handler sees it (RtpEndpoint implements it; fakes may too)."""
+
+    @property
+    def closed(self) -> asyncio.Event:
+        """Set when the call has ended (either side hung up)."""
+        ...
+
+    @property
+    def playing(self) -> bool:
+        """True while queued agent audio remains to be sent."""
+        ...
+
+    def frames(self) -> AsyncIterator[np.ndarray]:
+        """Caller audio: int16 8 kHz frames of 160 samples in order; ends with the call."""
+        ...
+
+    async def play(self, pcm: np.ndarray) -> None:
+        """Queue int16 8 kHz audio; returns once it has been sent or stopped."""
+        ...
+
+    def stop_playback(self) -> None:
+        """Drop all queued audio at once (barge-in)."""
+        ...
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far has been sent (or stopped)."""
+        ...
+
+
+CallHandler = Callable[[CallInfo, MediaChannel], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    status: int
+    reason: str
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(eq=False)
+class _Call:
+    info: CallInfo
+    invite: SipRequest
+    tx: InviteTransaction
+    dialog: Dialog
+    offer: SessionDescription
+    plan: AudioPlan
+    phase: CallPhase = CallPhase.PROCEEDING
+    media: RtpEndpoint | None = None
+    answer_sdp: bytes | None = None
+    handler_task: asyncio.Task[None] | None = None
+    handler_done: bool = False
+    bye_branch: str | None = None
+
+    @property
+    def remote(self) -> Address:
+        return self.info.remote
+
+
+class SipAgent(SipTransactionLayer):
+    """UDP SIP user agent server: one handler task per established call, at most `max_calls`.
+
+    `t1`/`t2` are the RFC 3261 timers (tests shorten them); `answer_after_s` rings (180)
+    that long before answering, which gives a caller time to CANCEL.
+    """
+
+    def __init__(self, host: str, port: int, users: list[str], handler: CallHandler,
+                 rtp_host: str = "0.0.0.0", max_calls: int = 2, *, t1: float = T1, t2: float = T2,
+                 answer_after_s: float = 0.0, stop_grace_s: float = 2.0) -> None:
+        super().__init__(host, port, t1=t1, t2=t2)
+        self.users, self.rtp_host, self.max_calls = list(users), rtp_host, max_calls
+        self._handler = handler
+        self._answer_after_s, self._stop_grace_s = answer_after_s, stop_grace_s
+        self._calls: dict[tuple[str, str], _Call] = {}
+        self._byes: dict[str, _Call] = {}
+
+    @property
+    def active_calls(self) -> int:
+        """Calls counted against `max_calls`: from INVITE until the BYE is done and the handler returned."""
+        return len(self._calls)
+
+    async def stop(self) -> None:
+        """Hang up every call (BYE), give handlers `stop_grace_s` to finish, close the socket."""
+        for call in list(self._calls.values()):
+            if call.phase in (CallPhase.ANSWERED, CallPhase.CONFIRMED):
+                self._hang_up(call, "agent stopping")
+            elif call.phase is CallPhase.PROCEEDING:
+                self._final(call.tx, call.invite, call.remote, 503, call.dialog.local_tag)
+                self._end(call, "agent stopping")
+        handlers = [c.handler_task for c in self._calls.values()
+                    if c.handler_task is not None and not c.handler_task.done()]
+        if handlers:
+            await asyncio.wait(handlers, timeout=self._stop_grace_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(1.0, 4 * self._t1)
+        while any(c.phase is CallPhase.ENDING for c in self._calls.values()) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        await self._close()
+        for call in self._calls.values():
+            if call.media is not None:
+                call.media.close()
+        self._calls.clear()
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _on_request(self, request: SipRequest, source: Address) -> None:
+        route = {"INVITE": self._on_invite, "ACK": self._on_ack, "BYE": self._on_bye,
+                 "CANCEL": self._on_cancel, "OPTIONS": self._on_options}.get(request.method)
+        if route is not None:
+            route(request, source)
+        elif request.method in NOT_ALLOWED:
+            self._reply(request, source, 405, extra=[("Allow", ALLOW)])
+        else:
+            self._reply(request, source, 501)
+
+    def _on_options(self, request: SipRequest, source: Address) -> None:
+        self._reply(request, source, 200, extra=[("Allow", ALLOW), ("Accept", "application/sdp")])
+
+    def _on_invite(self, request: SipRequest, source: Address) -> None:
+        key = transaction_key(request)
+        known = self._invites.get(key)
+        if known is not None:
+            if known.last_response is not None:
+                self._send(known.last_response, source)  # retransmission: answer from the transaction
+            return
+        if request.to_addr.tag is not None:
+            self._on_reinvite(request, source, key)
+            return
+        tx = self._invites[key] = InviteTransaction(key)
+        screened = self._screen(request)
+        if isinstance(screened, _Refusal):
+            log.info("call refused", extra=fields(status=screened.status, reason=screened.reason,
+                                                  source=format_host(*source)))
+            self._final(tx, request, source, screened.status, extra=screened.extra)
+            return
+        offer, plan = screened
+        local_tag = new_tag()
+        info = CallInfo(call_id=new_id("call"), sip_call_id=request.call_id,
+                        from_uri=str(request.from_addr.uri), caller=caller_name(request.from_addr),
+                        to_user=unquote(request.uri.user or ""), remote=source)
+        call = _Call(info, request, tx, Dialog.from_invite(request, local_tag), offer, plan)
+        self._calls[(request.call_id, local_tag)] = call
+        tx.last_response = self._reply(request, source, 100)
+        with log_context(call_id=info.call_id):
+            log.info("incoming call", extra=fields(sip_call_id=info.sip_call_id, caller=info.caller,
+                                                   to_user=info.to_user, codec=plan.encoding,
+                                                   remote=format_host(*source)))
+            self._spawn(self._answer(call))
+
+    def _screen(self, request: SipRequest) -> _Refusal | tuple[SessionDescription, AudioPlan]:
+        """The offer and chosen codec of an INVITE we can take, else why we refuse it."""
+        user = unquote(request.uri.user or "")
+        if user not in self.users:
+            return _Refusal(404, f"unknown user {user[:40]!r}")
+        required = request.headers.values("Require")
+        if required:
+            return _Refusal(420, "unsupported extension", (("Unsupported", ", ".join(required)),))
+        if len(self._calls) >= self.max_calls:
+            return _Refusal(486, "max_calls reached")
+        if not request.body:
+            return _Refusal(488, "no SDP offer", (warning_header("an SDP offer is required"),))
+        if request.content_type != "application/sdp":
+            return _Refusal(415, f"body is {request.content_type}", (("Accept", "application/sdp"),))
+        try:
+            offer = parse_sdp(request.body)
+            return offer, negotiate_audio(offer)
+        except SdpError as err:
+            return _Refusal(488, str(err), (warning_header(str(err)),))
+
+    def _on_reinvite(self, request: SipRequest, source: Address, key: TxKey) -> None:
+        """Session refresh or hold: answer with the session we already have (media unchanged)."""
+        call = self._dialog_call(request)
+        if call is None or call.answer_sdp is None or call.phase not in (
+                CallPhase.ANSWERED, CallPhase.CONFIRMED):
+            self._reply(request, source, 481)
+            return
+        tx = self._invites[key] = InviteTransaction(key)
+        data = self._reply(request, source, 200, extra=self._ok_headers(call), body=call.answer_sdp)
+        tx.last_response, tx.final_status, tx.final_at = data, 200, self._now()
+
+    def _on_ack(self, request: SipRequest, source: Address) -> None:
+        tx = self._invites.get(transaction_key(request))
+        if tx is not None and tx.final_status is not None and tx.final_status >= 300:
+            tx.acked = True  # ACK of a rejection: ends its retransmissions
+            return
+        call = self._dialog_call(request)
+        if call is None or call.phase is not CallPhase.ANSWERED:
+            return
+        call.phase = CallPhase.CONFIRMED
+        with log_context(call_id=call.info.call_id):
+            log.info("call established")
+            call.handler_task = self._spawn(self._run_handler(call))
+
+    def _on_bye(self, request: SipRequest, source: Address) -> None:
+        call = self._dialog_call(request)
+        if call is None:
+            self._reply(request, source, 481)
+            return
+        self._reply(request, source, 200)
+        self._end(call, "caller hung up")
+
+    def _on_cancel(self, request: SipRequest, source: Address) -> None:
+        tx = self._invites.get(transaction_key(request, method="INVITE"))
+        if tx is None:
+            self._reply(request, source, 481)
+            return
+        call = next((c for c in self._calls.values() if c.tx is tx), None)
+        tag = call.dialog.local_tag if call is not None else None
+        self._reply(request, source, 200, tag)
+        if call is not None and call.phase is CallPhase.PROCEEDING:
+            self._final(tx, call.invite, call.remote, 487, tag)
+            self._end(call, "cancelled by caller")
+
+    def _on_response(self, response: SipResponse) -> None:
+        branch = response.vias[0].branch
+        call = self._byes.get(branch or "")
+        if call is not None and response.status >= 200 and response.cseq.method == "BYE":
+            self._end(call, f"BYE answered with {response.status}")
+
+    def _dialog_call(self, request: SipRequest) -> _Call | None:
+        call = self._calls.get((request.call_id, request.to_addr.tag or ""))
+        return call if call is not None and call.dialog.matches(request) else None
+
+    # -- call lifecycle ------------------------------------------------------------------
+
+    async def _answer(self, call: _Call) -> None:
+        try:
+            peer = RtpPeer(call.plan.remote_address, call.plan.remote_port, call.remote[0])
+            codec = codec_for(call.plan.encoding, call.plan.payload_type)
+            call.media = await RtpEndpoint.open(self.rtp_host, codec, peer)
+            if call.phase is CallPhase.PROCEEDING and self._answer_after_s > 0:
+                call.tx.last_response = self._reply(call.invite, call.remote, 180,
+                                                    call.dialog.local_tag)
+                await asyncio.sleep(self._answer_after_s)
+            if call.phase is not CallPhase.PROCEEDING:
+                call.media.close()  # cancelled while we were getting ready
+                return
+            address = advertised_address(self.rtp_host, call.remote[0])
+            call.answer_sdp = build_answer(call.offer, call.plan, address, call.media.local_port,
+                                           session_id=secrets.randbelow(2**31))
+            data = self._reply(call.invite, call.remote, 200, call.dialog.local_tag,
+                               extra=self._ok_headers(call), body=call.answer_sdp)
+        except Exception:
+            log.exception("answering the call failed")
+            if call.phase is CallPhase.PROCEEDING:
+                self._final(call.tx, call.invite, call.remote, 500, call.dialog.local_tag)
+                self._end(call, "answer failed")
+            return
+        call.tx.last_response, call.tx.final_status, call.tx.final_at = data, 200, self._now()
+        call.phase = CallPhase.ANSWERED
+        log.info("call answered", extra=fields(rtp_port=call.media.local_port,
+                                               rtp_peer=str(call.media.peer.destination)))
+        self._spawn(self._retransmit(data, call.remote, lambda: call.phase is CallPhase.ANSWERED,
+                                     lambda: self._hang_up(call, "no ACK for 200 OK")))
+
+    def _ok_headers(self, call: _Call) -> list[tuple[str, str]]:
+        return [("Contact", self._contact(call)), ("Allow", ALLOW),
+                ("Content-Type", "application/sdp")]
+
+    def _contact(self, call: _Call) -> str:
+        user = call.info.to_user if re.fullmatch(r"[A-Za-z0-9._+-]+", call.info.to_user) else "voxeron"
+        host = format_host(advertised_address(self.host, call.remote[0]), self.port)
+        return f"<sip:{user}@{host}>"
+
+    async def _run_handler(self, call: _Call) -> None:
+        assert call.media is not None
+        try:
+            await self._handler(call.info, call.media)
+        except Exception:
+            log.exception("call handler failed")
+        finally:
+            call.handler_done = True
+            if call.phase is CallPhase.CONFIRMED:
+                self._hang_up(call, "handler finished")
+            self._forget_if_done(call)
+
+    def _hang_up(self, call: _Call, reason: str) -> None:
+        """Send BYE (retransmitted until answered or 64*T1) and close the media."""
+        with log_context(call_id=call.info.call_id):
+            call.phase = CallPhase.ENDING
+            if call.media is not None:
+                call.media.close()
+            local = advertised_address(self.host, call.remote[0])
+            via = ViaHop("UDP", local, self.port, (("branch", new_branch()), ("rport", None)))
+            data = call.dialog.request("BYE", via, self._contact(call)).to_bytes()
+            call.bye_branch = via.branch
+            self._byes[via.branch or ""] = call
+            self._send(data, call.remote)
+            log.info("hanging up", extra=fields(reason=reason))
+            self._spawn(self._retransmit(data, call.remote, lambda: call.phase is CallPhase.ENDING,
+                                         lambda: self._end(call, "BYE unanswered")))
+
+    def _end(self, call: _Call, reason: str) -> None:
+        if call.phase is CallPhase.ENDED:
+            return
+        call.phase = CallPhase.ENDED
+        if call.media is not None:
+            call.media.close()
+        if call.bye_branch is not None:
+            self._byes.pop(call.bye_branch, None)
+        with log_context(call_id=call.info.call_id):
+            rtp = call.media.stats if call.media is not None else None
+            log.info("call ended", extra=fields(
+                reason=reason, rtp_in=rtp and rtp.packets_in, rtp_out=rtp and rtp.packets_out,
+                rtp_lost=rtp and rtp.jitter.lost, rtp_late=rtp and rtp.jitter.late))
+        self._forget_if_done(call)
+
+    def _forget_if_done(self, call: _Call) -> None:
+        if call.phase is CallPhase.ENDED and (call.handler_task is None or call.handler_done):
+            self._calls.pop((call.info.sip_call_id, call.dialog.local_tag), None)

@@ -1,0 +1,38 @@
+"""Configuration of the cloud process: one validated object, from VOXERON_CLOUD_* variables.
+
+Defaults run the demo on one machine; a bad value stops `voxeron cloud run` with the key
+and the reason (pydantic's ValidationError names both).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CloudConfig(BaseSettings):
+    """The cloud api process: its database, HTTP listener and MQTT ingest."""
+
+    model_config = SettingsConfigDict(env_prefix="VOXERON_CLOUD_")
+
+    db_path: Path = Path("var/cloud/cloud.sqlite3")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    ingest_client_id: str = Field(
+        default="voxeron-cloud-ingest", min_length=1,
+        description="MQTT client id of ingest; its persistent session keeps events queued "
+                    "while the cloud restarts",
+    )
+    ingest_clean_session: bool = Field(
+        default=False, description="true drops the broker-side session (throwaway ingests)"
+    )
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_scheme(cls, v: str) -> str:
+        if not v.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("mqtt_url must start with mqtt:// or mqtts://")
+        return v
