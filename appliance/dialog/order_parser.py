@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from appliance.dialog.menu_lexicon import MenuLexicon, Tag
-from blueprints.model import Menu
+from blueprints.menu import Menu
 
 # Words that carry no order content; anything else after a number that is not on the menu
 # is reported as an unknown item.

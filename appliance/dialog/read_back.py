@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from appliance.dialog.order_parser import ParsedLine
-from blueprints.model import Menu
+from blueprints.menu import Menu
 from sync.contracts.order import LineModifier, OrderLine
 
 _NUMBER_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
