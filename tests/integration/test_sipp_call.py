@@ -11,31 +11,23 @@ import socket
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from appliance.store import LocalStore
-from appliance.voice.tts_piper import PiperTts
 from tests.peers.box_process import voice_box
-from tests.peers.caller_audio import RATE, timeline, write_rtp_pcap
+from tests.peers.caller_audio import RATE, scripted_order_call, write_rtp_pcap
 from voxeron.ports import free_port
 
 pytestmark = [pytest.mark.sip_peer, pytest.mark.slow]
 
-LINES = ["I'd like a large pepperoni pizza and two cokes please.", "That's all.", "Yes."]
-GAPS_S = [9.0, 13.0, 10.0]
 SCENARIO = Path(__file__).resolve().parents[1] / "peers" / "uac_pcap_call.xml"
 
-
-def caller_speech() -> np.ndarray:
-    tts = PiperTts()
-    return timeline([tts.synthesize(t) for t in LINES], first_wait_s=6.0, gaps_s=GAPS_S)
 
 
 def test_sipp_call_reaches_a_confirmed_order(tmp_path: Path) -> None:
     sipp = shutil.which("sipp")
     assert sipp, "sipp (Debian package sip-tester) must be installed by `make test`"
-    audio = caller_speech()
+    audio = scripted_order_call()
     pcap = tmp_path / "caller.pcap"
     assert write_rtp_pcap(pcap, audio) == len(audio) // 160
     duration_ms = int(len(audio) / RATE * 1000)

@@ -62,3 +62,17 @@ def write_rtp_pcap(path: Path, pcm: np.ndarray, *, src_port: int = 6000, dst_por
             f.write(frame)
             count += 1
     return count
+
+
+# The scripted order both independent peers (sipp, baresip) speak, and the pauses that
+# leave the agent time to answer each line.
+ORDER_LINES = ["I'd like a large pepperoni pizza and two cokes please.", "That's all.", "Yes."]
+ORDER_GAPS_S = [9.0, 13.0, 10.0]
+
+
+def scripted_order_call() -> np.ndarray:
+    """The caller's whole side of the scripted order, voiced by Piper."""
+    from appliance.voice.tts_piper import PiperTts
+
+    tts = PiperTts()
+    return timeline([tts.synthesize(t) for t in ORDER_LINES], first_wait_s=6.0, gaps_s=ORDER_GAPS_S)
