@@ -6,6 +6,7 @@ import importlib
 
 BENCHMARKS = {
     "turns": "benchmarks.turn_latency",
+    "nlu": "benchmarks.nlu",
 }
 
 

@@ -1,80 +1,132 @@
-"""Surface forms of a tenant's menu, numbers and qualifiers, for longest-match tagging.
+"""Surface forms of a tenant's menu plus plain-English cue words, for longest-match tagging.
 
-Built from the blueprint's menu (never from code), so a new menu needs no code change.
+Built from the blueprint's menu (never from code), so a new menu needs no code change; the
+only words written here are generic English: negations, 'extra'/'light', joiners, fillers.
+Words that match nothing exactly get one more chance through a menu-aware sound-alike match.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
-from blueprints.menu import Menu
+from appliance.dialog.number_words import read_number
+from blueprints.menu import Menu, MenuTerm
 
-NUMBER_WORDS = {
-    "a": 1, "an": 1, "one": 1, "single": 1, "two": 2, "couple of": 2, "a couple of": 2,
-    "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
-    "eleven": 11, "twelve": 12, "a dozen": 12, "dozen": 12,
-}
+NEGATIONS = [
+    "no", "not", "without", "avoid", "hold", "hold the", "hold on", "hold off on", "skip",
+    "skip the", "minus", "except", "except for", "never", "none", "nothing", "don't", "dont",
+    "won't", "wont", "doesn't", "leave off", "leave off the", "leave out", "leave out the",
+    "take off", "take off the", "remove", "remove the", "nix", "exclude", "excluding",
+    "instead of",
+]
 QUALIFIERS = {
-    "no": "remove", "without": "remove", "hold the": "remove", "hold": "remove",
-    "minus": "remove", "none of the": "remove", "not": "remove",
-    "extra": "extra", "double": "extra", "lots of": "extra", "a lot of": "extra",
-    "light": "light", "light on the": "light", "light on": "light", "easy on the": "light",
-    "a little": "light", "a little bit of": "light",
+    "extra": ["extra", "more", "additional", "double", "lots of", "a lot of", "plenty of",
+              "heavy on", "heavy on the", "a lot"],
+    "light": ["light", "light on", "light on the", "a little", "a little bit of", "a bit of",
+              "easy on", "easy on the", "go easy on", "go easy on the", "less", "not much",
+              "not too much", "not too many", "not so much", "just a little"],
 }
-SIZE_WORDS = {"small": "small", "medium": "medium", "large": "large", "big": "large",
-              "regular": "medium"}
+# value: "and" lists and ends a negation, "with" attaches, "but" contrasts, "or" keeps negating.
+JOINERS = {
+    "and": "and", "plus": "and", "also": "and", "add": "and", "adding": "and", "then": "and",
+    "include": "and", "including": "and", "as well as": "and", "with": "with",
+    "along with": "with", "together with": "with", "but": "but", "or": "or", "nor": "or",
+}
+# Category nouns a caller may leave out: "lunch size" is also said "lunch".
+CATEGORY_NOUNS = {"size", "sized", "style", "crust", "crusts"}
+PRONOUNS = {"i", "you", "we", "u", "he", "she", "they", "ya", "someone", "somebody"}
+# Plain English that is never a dish, never sound-alike matched, never reported as unknown.
+COMMON_WORDS = set("""
+a about after again all along also am an and any anything are as at be because been begin
+being beverage beverages bit both but by can can't could couldn't day did do does doing
+don't done drink drinks each either else even evening ever every favor for from get gets
+getting give go going good got great guess had has have having he hello her here hey hi him
+his how i i'd i'll i'm i've id if ill im in include is it it's item items its just keep kind
+kinds know let let's lets like little look looking lot love make may maybe me mine more
+morning much my need needs nice night now of off oh ok okay on once one only or order
+ordering orders other our out over place please pleased put rather really right same say see
+set she should size sized sizes so some something start sure take than thank thanks that
+that's thats the their them then there these they thing think this those though time to
+today today's tonight too topping toppings try trying up us very want wanted wanting wants
+was way we well were what when where which while who why will wish with would yeah yes you
+your
+""".split())
+
+NEGATION, QUALIFIER, JOINER, NUMBER, WORD = "negation", "qualifier", "joiner", "number", "word"
+ENTITY_KINDS = ("item", "size", "style", "option", "container", "volume")
 
 
 @dataclass(frozen=True)
 class Tag:
-    """One recognised phrase: kind is item, option, size, number, qualifier or word."""
+    """One recognised phrase: kind is an entity kind, number, qualifier, negation, joiner or word."""
 
     kind: str
     value: str
     text: str
+    heard: str | None = None  # what was actually said, when a sound-alike match repaired it
 
 
-# Contractions keep their apostrophe; any other "'s" is a plural the recogniser spelled
-# as a possessive ("two coke's").
 _CONTRACTIONS = {"that's", "it's", "what's", "there's", "here's", "let's", "he's", "she's"}
 
 
 def normalize(text: str) -> list[str]:
-    """Lower-case words; punctuation and hyphens become spaces, apostrophes stay."""
-    text = text.lower().replace("-", " ").replace("\u2019", "'")
-    text = re.sub(r"[^a-z0-9' ]+", " ", text)
+    """Lower-case words; punctuation and hyphens become spaces, apostrophes and decimals stay."""
+    text = unicodedata.normalize("NFKD", text.lower().replace("\u2019", "'"))
+    text = text.encode("ascii", "ignore").decode()  # "jalapeño" -> "jalapeno"
+    text = re.sub(r"[^a-z0-9'. ]+", " ", text)
+    text = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", text)
     return [w[:-2] + "s" if w.endswith("'s") and w not in _CONTRACTIONS else w
             for w in text.split()]
 
 
+def _variants(words: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Singular/plural forms of a phrase's last word, and the phrase without a category noun."""
+    *head, last = words
+    forms = [last[:-3] + "y"] if last.endswith("ies") else []
+    if last.endswith("es"):
+        forms.append(last[:-2])
+    if last.endswith("s") and len(last) > 3:
+        forms.append(last[:-1])
+    if not last.endswith("s"):
+        forms += [last[:-1] + "ies"] if last.endswith("y") else [last + "s", last + "es"]
+    out = [(*head, f) for f in forms]
+    if head and last in CATEGORY_NOUNS:
+        out.append(tuple(head))
+    return out
+
+
 class MenuLexicon:
-    """Longest-match tagger over the menu's synonyms plus numbers, sizes and qualifiers."""
+    """Longest-match tagger over the menu's phrases, numbers and English cue words."""
 
     def __init__(self, menu: Menu) -> None:
-        phrases: dict[tuple[str, ...], Tag] = {}
-
-        def add(surface: str, kind: str, value: str) -> None:
+        self.menu = menu
+        exact: dict[tuple[str, ...], Tag] = {}
+        for kind, tid, term in _entities(menu):
+            for surface in term.phrases():
+                words = tuple(normalize(surface))
+                if words:
+                    exact.setdefault(words, Tag(kind, tid, surface))
+        derived: dict[tuple[str, ...], Tag] = {}
+        for words, tag in exact.items():
+            for v in _variants(words):
+                derived.setdefault(v, tag)
+        cues: list[tuple[str, str, str]] = [(NEGATION, "remove", w) for w in NEGATIONS]
+        for q, forms in menu.qualifiers.items():
+            cues += [(QUALIFIER, q, w) for w in forms]
+        cues += [(QUALIFIER, q, w) for q, forms in QUALIFIERS.items() for w in forms]
+        cues += [(JOINER, v, w) for w, v in JOINERS.items()]
+        cues += [(NUMBER, str(n), w) for w, n in menu.numbers.items()]
+        for kind, value, surface in cues:
             words = tuple(normalize(surface))
             if words:
-                phrases.setdefault(words, Tag(kind, value, surface))
-
-        for item in menu.items:
-            for s in item.synonyms:
-                add(s, "item", item.id)
-        for oid, opt in menu.options.items():
-            for s in opt.synonyms:
-                add(s, "option", oid)
-        sizes = {s for item in menu.items for s in item.sizes}
-        for word, size in SIZE_WORDS.items():
-            if size in sizes:
-                add(word, "size", size)
-        for word, n in NUMBER_WORDS.items():
-            add(word, "number", str(n))
-        for word, q in QUALIFIERS.items():
-            add(word, "qualifier", q)
-        self._phrases = phrases
-        self._longest = max(len(p) for p in phrases)
+                exact.setdefault(words, Tag(kind, value, surface))
+        self._phrases = {**derived, **exact}
+        self._longest = max(len(p) for p in self._phrases)
+        self._sounds = SoundAlike(
+            [(" ".join(w), t) for w, t in self._phrases.items() if t.kind in ENTITY_KINDS],
+            protected=COMMON_WORDS)
 
     def tag(self, text: str) -> list[Tag]:
         """Tag `text` left to right, longest phrase first; unknown words become kind 'word'."""
@@ -82,14 +134,168 @@ class MenuLexicon:
         out: list[Tag] = []
         i = 0
         while i < len(words):
-            for n in range(min(self._longest, len(words) - i), 0, -1):
-                hit = self._phrases.get(tuple(words[i:i + n]))
-                if hit:
-                    out.append(Tag(hit.kind, hit.value, " ".join(words[i:i + n])))
-                    i += n
-                    break
-            else:
-                w = words[i]
-                out.append(Tag("number", w, w) if w.isdigit() else Tag("word", w, w))
-                i += 1
+            tag, used = self._at(words, i)
+            out.append(tag)
+            i += used
+        return self._repair(out)
+
+    def _at(self, words: list[str], i: int) -> tuple[Tag, int]:
+        for n in range(min(self._longest, len(words) - i), 0, -1):
+            hit = self._phrases.get(tuple(words[i:i + n]))
+            if hit:
+                num = read_number(words, i)
+                if num and num[1] > n:
+                    break  # "a couple of" is one quantity, not "a" and two words
+                if hit.kind == "container" and i + n < len(words) and words[i + n] in PRONOUNS:
+                    break  # "can i get ..." asks, it is not a can
+                return Tag(hit.kind, hit.value, " ".join(words[i:i + n])), n
+        num = read_number(words, i)
+        if num:
+            return Tag(NUMBER, str(num[0]), " ".join(words[i:i + num[1]])), num[1]
+        return Tag(WORD, words[i], words[i]), 1
+
+    def _repair(self, tags: list[Tag]) -> list[Tag]:
+        """Replace unknown words by the menu phrase they sound like ('tune a' -> tuna)."""
+        out: list[Tag] = []
+        i = 0
+        while i < len(tags):
+            if tags[i].kind == WORD:
+                found = self._sounds.match([t.text for t in tags[i:i + 3]],
+                                           joinable=[_joinable(t) for t in tags[i:i + 3]])
+                if found:
+                    tag, used = found
+                    heard = " ".join(t.text for t in tags[i:i + used])
+                    out.append(Tag(tag.kind, tag.value, tag.text, heard=heard))
+                    i += used
+                    continue
+            out.append(tags[i])
+            i += 1
         return out
+
+    def reread(self, text: str, kinds: set[str]) -> Tag | None:
+        """Another reading of `text` among `kinds` (an abbreviation or sound-alike), or None."""
+        return self._sounds.nearest(text, kinds)
+
+
+def _joinable(tag: Tag) -> bool:
+    """May this tag be glued to the word before it? ('tune' + 'a' may be 'tuna')."""
+    return tag.kind == WORD or (tag.kind == NUMBER and tag.text in ("a", "an"))
+
+
+def _entities(menu: Menu) -> list[tuple[str, str, MenuTerm]]:
+    """(kind, id, term) for everything on the menu a caller can name, items first."""
+    out: list[tuple[str, str, MenuTerm]] = [
+        ("item", i.id, MenuTerm(name=i.name, synonyms=[i.plural, *i.synonyms]))
+        for i in menu.items]
+    sizes = {s for i in menu.items for s in i.sizes}
+    out += [("size", s, menu.size(s)) for s in dict.fromkeys([*menu.sizes, *sizes])]
+    out += [("style", k, v) for k, v in menu.styles.items()]
+    out += [("option", k, v) for k, v in menu.options.items()]
+    out += [("container", k, v) for k, v in menu.containers.items()]
+    out += [("volume", k, v) for k, v in menu.volumes.items()]
+    return out
+
+
+def sound_key(text: str) -> str:
+    """A consonant skeleton that recognisers rarely change: 'vantas' and 'fantas' share FNTS."""
+    w = text.lower().replace(" ", "")
+    for a, b in (("ph", "f"), ("ck", "k"), ("ch", "j"), ("sch", "sk"), ("qu", "kw"), ("x", "ks"),
+                 ("wr", "r"), ("kn", "n"), ("gh", "g")):
+        w = w.replace(a, b)
+    out = ["A"] if w[:1] in "aeiou" else []
+    for i, ch in enumerate(w):
+        nxt = w[i + 1:i + 2]
+        if ch == "c":
+            cls = "S" if nxt in ("e", "i", "y") else "K"
+        elif ch == "g":
+            cls = "J" if nxt in ("e", "i", "y") else "K"
+        else:
+            cls = _SOUND_CLASS.get(ch, "")
+        if cls and (not out or out[-1] != cls):
+            out.append(cls)
+    return "".join(out)
+
+
+_SOUND_CLASS = {**dict.fromkeys("bp", "P"), **dict.fromkeys("fv", "F"), **dict.fromkeys("dt", "T"),
+                **dict.fromkeys("kq", "K"), **dict.fromkeys("sz", "S"), **dict.fromkeys("mn", "N"),
+                "j": "J", "l": "L", "r": "R"}
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance, or limit + 1 as soon as it must exceed `limit`."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        cur = [i]
+        for j, cb in enumerate(b, start=1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > limit:
+            return limit + 1
+        prev = cur
+    return prev[-1]
+
+
+def _allowed_edits(target: str) -> int:
+    return 1 if len(target) < 7 else 2
+
+
+class SoundAlike:
+    """Menu-aware near match, used only when exact matching failed: same sound key, few edits."""
+
+    MIN_CHARS = 4  # shorter menu words (ham, pie) are too easy to hit by accident
+
+    def __init__(self, entries: list[tuple[str, Tag]], protected: set[str]) -> None:
+        joined = [(p.replace(" ", ""), t) for p, t in entries]
+        self._entries = [(j, sound_key(j), t) for j, t in joined]
+        self._by_key: dict[str, list[tuple[str, Tag]]] = {}
+        for j, key, tag in self._entries:
+            if len(j) >= self.MIN_CHARS:
+                self._by_key.setdefault(key, []).append((j, tag))
+        self._protected = protected
+        self._nearest: dict[tuple[str, frozenset[str]], Tag | None] = {}
+
+    def match(self, words: list[str], joinable: list[bool]) -> tuple[Tag, int] | None:
+        """Best (tag, words used) for words[0:1..3] glued together, or None if none or a tie."""
+        if not words or words[0] in self._protected:
+            return None
+        found: list[tuple[int, int, Tag]] = []
+        for n in range(1, len(words) + 1):
+            if not all(joinable[:n]):
+                break
+            heard = "".join(words[:n])
+            for joined, tag in self._by_key.get(sound_key(heard), []):
+                limit = _allowed_edits(joined)
+                d = edit_distance(heard, joined, limit)
+                if d <= limit:
+                    found.append((d, -n, tag))
+        return _unique_best(found)
+
+    def nearest(self, text: str, kinds: set[str]) -> Tag | None:
+        """The one phrase of `kinds` that `text` abbreviates or sounds like, else None."""
+        memo = (text, frozenset(kinds))
+        if memo not in self._nearest:  # texts come from the menu's own words: a bounded set
+            self._nearest[memo] = self._scan(text.replace(" ", ""), kinds)
+        return self._nearest[memo]
+
+    def _scan(self, heard: str, kinds: set[str]) -> Tag | None:
+        key = sound_key(heard)
+        found: list[tuple[int, int, Tag]] = []
+        for joined, joined_key, tag in self._entries:
+            if tag.kind not in kinds:
+                continue
+            if len(heard) >= 3 and joined.startswith(heard):
+                found.append((0, 0, tag))
+            elif len(joined) >= self.MIN_CHARS and joined_key == key:
+                limit = _allowed_edits(joined)
+                if edit_distance(heard, joined, limit) <= limit:
+                    found.append((1, 0, tag))
+        return (_unique_best(found) or (None, 0))[0]
+
+
+def _unique_best(found: list[tuple[int, int, Tag]]) -> tuple[Tag, int] | None:
+    if not found:
+        return None
+    best = min(found, key=lambda f: (f[0], f[1]))
+    rivals = {(f[2].kind, f[2].value) for f in found if f[:2] == best[:2]}
+    return (best[2], -best[1]) if len(rivals) == 1 else None

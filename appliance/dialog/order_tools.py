@@ -1,79 +1,156 @@
-"""Executes the dialog's typed tool calls against the local store.
+"""Order and menu tools, and the box's whole tool set.
 
-Inputs are validated before the call and outputs after it; every failure leaves as an
-ErrorEnvelope inside a ToolResult, never as an exception.
+The cart tools (menu.lookup, order.add_item/update_item/remove_item, order.read_back) are
+pure: menu and cart in, cart out, so the dialog runs them in-process. order.submit writes
+order + kitchen-ticket action + outbox event in one SQLite transaction.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-from datetime import datetime
 
-from pydantic import BaseModel, Field, ValidationError
-
+from appliance.dialog.order_parser import OrderParser, ParsedLine
+from appliance.dialog.read_back import describe_order, to_order_lines, unit_price
+from appliance.dialog.reservation_tools import booking_tools, follow_up_tools, hours_tools
+from appliance.dialog.tool_registry import ToolContext, ToolFailure, ToolImpl, ToolRegistry
 from appliance.store import LocalStore
+from appliance.store.reservations import ReservationBook
+from blueprints.menu import Menu
 from blueprints.model import Blueprint
-from sync.contracts.errors import ErrorEnvelope
-from sync.contracts.order import OrderLine
-from sync.contracts.tools import ToolCall, ToolResult
+from sync.contracts.tool_schemas import (
+    CartLine,
+    MenuLookupInput,
+    MenuLookupOutput,
+    MenuMatch,
+    OrderAddItemInput,
+    OrderAddItemOutput,
+    OrderReadBackInput,
+    OrderReadBackOutput,
+    OrderRemoveItemInput,
+    OrderRemoveItemOutput,
+    OrderSubmitInput,
+    OrderSubmitOutput,
+    OrderUpdateItemInput,
+    OrderUpdateItemOutput,
+)
 from sync.structured_log import fields, log_context
 
 log = logging.getLogger(__name__)
 
-
-class SubmitArgs(BaseModel):
-    lines: list[OrderLine] = Field(min_length=1)
+_CURRENCY_WORDS = {"USD": ("dollars", "cents"), "EUR": ("euros", "cents"), "GBP": ("pounds", "pence")}
 
 
-class SubmitResult(BaseModel):
-    order_id: str
-    number: int
-    total_cents: int
-    created: bool
+def spoken_money(cents: int, currency: str) -> str:
+    """'19 dollars and 48 cents'."""
+    unit, sub = _CURRENCY_WORDS.get(currency, (currency, "cents"))
+    whole, rest = divmod(cents, 100)
+    return f"{whole} {unit}" + (f" and {rest} {sub}" if rest else "")
 
 
-class OrderTools:
-    """The box-local tool set of the order dialog (order.submit for the skeleton)."""
+def parsed(line: CartLine) -> ParsedLine:
+    """A contract cart line as the parser's line, for the read-back wording and prices."""
+    return ParsedLine(line.item_id, line.quantity, line.size,
+                      tuple((m.kind, m.option_id) for m in line.modifiers))
 
-    def __init__(self, store: LocalStore, blueprint: Blueprint, tenant_id: str, device_id: str) -> None:
-        self.store, self.blueprint = store, blueprint
-        self.tenant_id, self.device_id = tenant_id, device_id
 
-    def run(self, call: ToolCall, caller: str | None, now: datetime) -> ToolResult:
-        if call.tool not in self.blueprint.tools_allowed:
-            return self._error(call, "tool.not_allowed", "validation",
-                               "That is not something I can do on this line.")
-        if call.tool != "order.submit":
-            return self._error(call, "tool.unknown", "validation", "That is not available yet.")
-        try:
-            args = SubmitArgs.model_validate(call.args)
-        except ValidationError as exc:
-            log.warning("order.submit rejected", extra=fields(errors=exc.errors(include_url=False)))
-            return self._error(call, "order.invalid", "validation", "Something in that order is not right.")
-        if not call.idempotency_key:
-            return self._error(call, "order.no_idempotency_key", "validation", "Please try again.")
-        try:
-            order, created = self.store.submit_order(
-                tenant_id=self.tenant_id, device_id=self.device_id,
-                call_id=call.correlation.call_id or "unknown", caller=caller, lines=args.lines,
-                currency=self.blueprint.currency, blueprint_hash=self.blueprint.content_hash,
-                idempotency_key=call.idempotency_key, now=now,
-            )
-        except sqlite3.Error as exc:
-            log.error("order.submit could not write", extra=fields(error=str(exc)))
-            return self._error(call, "store.unavailable", "unavailable",
-                               "I could not save your order.", retryable=True)
+def _on_menu(menu: Menu, line: CartLine) -> CartLine:
+    """The line with its default size filled in; ToolFailure if the menu cannot make it."""
+    item = next((i for i in menu.items if i.id == line.item_id), None)
+    if item is None:
+        raise ToolFailure("menu.item_unknown", "validation", "We don't have that on our menu.")
+    size = line.size or item.default_size or (next(iter(item.sizes)) if item.sizes else None)
+    if (size is not None or item.sizes) and size not in item.sizes:
+        raise ToolFailure("menu.size_unknown", "validation", f"The {item.name} doesn't come in that size.")
+    if any(m.option_id not in item.options for m in line.modifiers):
+        raise ToolFailure("menu.option_unknown", "validation", f"We can't make the {item.name} that way.")
+    return line.model_copy(update={"size": size})
+
+
+def _at(cart: list[CartLine], index: int) -> CartLine:
+    if index >= len(cart):
+        raise ToolFailure("order.no_such_line", "validation", "I can't find that in your order.")
+    return cart[index]
+
+
+def cart_tools(bp: Blueprint) -> dict[str, ToolImpl]:
+    """The pure order tools of a blueprint with a menu."""
+    if bp.menu is None or bp.currency is None:
+        return {}
+    menu, currency = bp.menu, bp.currency
+    parser = OrderParser(menu)
+
+    def say(lines: list[CartLine]) -> str:
+        return describe_order([parsed(li) for li in lines], menu)
+
+    def lookup(args: MenuLookupInput, ctx: ToolContext) -> MenuLookupOutput:
+        ids = {li.item_id for li in parser.parse(args.query).lines}
+        return MenuLookupOutput(matches=[
+            MenuMatch(item_id=i.id, name=i.name, sizes=dict(i.sizes), price_cents=i.price,
+                      options=list(i.options)) for i in menu.items if i.id in ids])
+
+    def add(args: OrderAddItemInput, ctx: ToolContext) -> OrderAddItemOutput:
+        new = [_on_menu(menu, li) for li in args.lines]
+        return OrderAddItemOutput(cart=[*args.cart, *new], added=say(new))
+
+    def update(args: OrderUpdateItemInput, ctx: ToolContext) -> OrderUpdateItemOutput:
+        _at(args.cart, args.index)
+        line = _on_menu(menu, args.line)
+        cart = [line if i == args.index else li for i, li in enumerate(args.cart)]
+        return OrderUpdateItemOutput(cart=cart, updated=say([line]))
+
+    def remove(args: OrderRemoveItemInput, ctx: ToolContext) -> OrderRemoveItemOutput:
+        gone = _at(args.cart, args.index)
+        cart = [li for i, li in enumerate(args.cart) if i != args.index]
+        return OrderRemoveItemOutput(cart=cart, removed=say([gone]))
+
+    def read_back(args: OrderReadBackInput, ctx: ToolContext) -> OrderReadBackOutput:
+        lines = [parsed(li) for li in args.cart]
+        total = sum(unit_price(li, menu) * li.quantity for li in lines)
+        return OrderReadBackOutput(items=describe_order(lines, menu),
+                                   total=spoken_money(total, currency), total_cents=total,
+                                   currency=currency, lines=to_order_lines(lines, menu))
+
+    return {"menu.lookup": lookup, "order.add_item": add, "order.update_item": update,
+            "order.remove_item": remove, "order.read_back": read_back}
+
+
+def submit_tools(store: LocalStore, bp: Blueprint, tenant_id: str,
+                 device_id: str) -> dict[str, ToolImpl]:
+    """order.submit: the order, its ticket action and its outbox event, atomically."""
+
+    def submit(args: OrderSubmitInput, ctx: ToolContext) -> OrderSubmitOutput:
+        order, created = store.submit_order(
+            tenant_id=tenant_id, device_id=device_id, call_id=ctx.correlation.call_id or "unknown",
+            caller=ctx.caller, lines=args.lines, currency=bp.currency or "USD",
+            blueprint_hash=bp.content_hash, idempotency_key=ctx.idempotency_key or "",
+            now=ctx.now)
         with log_context(order_id=order.order_id):
             log.info("order submitted", extra=fields(number=order.number, created=created,
                                                     total_cents=order.total_cents))
-        result = SubmitResult(order_id=order.order_id, number=order.number,
-                              total_cents=order.total_cents, created=created)
-        return ToolResult(tool=call.tool, ok=True, result=result.model_dump())
+        return OrderSubmitOutput(order_id=order.order_id, number=order.number,
+                                 total_cents=order.total_cents, created=created)
 
-    @staticmethod
-    def _error(call: ToolCall, code: str, category: str, message: str,
-               retryable: bool = False) -> ToolResult:
-        env = ErrorEnvelope(code=code, category=category, message=message,  # type: ignore[arg-type]
-                            retryable=retryable, correlation=call.correlation)
-        return ToolResult(tool=call.tool, ok=False, error=env)
+    return {"order.submit": submit}
+
+
+def session_tools(bp: Blueprint) -> ToolRegistry:
+    """The tools a dialog may run in-process: pure functions of the blueprint and their args."""
+    return ToolRegistry(bp, {**cart_tools(bp), **hours_tools(bp)})
+
+
+class BoxTools(ToolRegistry):
+    """Every tool the box implements, gated by the blueprint's tools_allowed."""
+
+    def __init__(self, store: LocalStore, blueprint: Blueprint, tenant_id: str,
+                 device_id: str) -> None:
+        self.book = ReservationBook(store)
+        super().__init__(blueprint, {
+            **cart_tools(blueprint), **hours_tools(blueprint),
+            **submit_tools(store, blueprint, tenant_id, device_id),
+            **booking_tools(self.book, blueprint, tenant_id, device_id),
+            **follow_up_tools(self.book, tenant_id, device_id),
+        })
+
+
+# The name voice/service.py and older tests build the box's tool set by.
+OrderTools = BoxTools

@@ -22,18 +22,43 @@ def join_words(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def describe_line(line: ParsedLine, menu: Menu) -> str:
-    """'one large pizza with pepperoni and no onions', 'two cokes'."""
-    item = next(i for i in menu.items if i.id == line.item_id)
-    name = item.name if line.quantity == 1 else item.plural
-    words = [spoken_number(line.quantity)]
+def _label(line: ParsedLine, menu: Menu, plural: bool) -> str:
+    """'large thin crust pizza', '2 liter cokes': size, volume and styles before the name."""
+    item = menu.item(line.item_id)
+    words = []
     if line.size and len(item.sizes) > 1:
-        words.append(line.size)
-    words.append(name)
-    text = " ".join(words)
-    if line.modifiers:
-        mods = [_SPOKEN_KIND[k] + menu.options[o].name for k, o in line.modifiers]
-        text += " with " + join_words(mods)
+        words.append(menu.size(line.size).name)
+    if line.volume:
+        words.append(menu.volumes[line.volume].name)
+    words += [menu.styles[s].name for s in line.styles]
+    words.append(item.plural if plural else item.name)
+    return " ".join(words)
+
+
+def _container(line: ParsedLine, menu: Menu) -> str | None:
+    if not line.container:
+        return None
+    c = menu.containers[line.container]
+    return f"in {c.plural or c.name + 's'}" if line.quantity > 1 else f"in a {c.name}"
+
+
+def _extras(line: ParsedLine, menu: Menu) -> list[str]:
+    """'no onions', 'extra cheese', 'no extra cheese', 'not thin crust', in that order."""
+    out = [_SPOKEN_KIND[k] + menu.options[o].name for k, o in line.modifiers]
+    out += [f"no {q} {menu.options[o].name}" for q, o in line.declined]
+    out += [f"not {menu.styles[s].name}" for s in line.removed_styles]
+    return out
+
+
+def describe_line(line: ParsedLine, menu: Menu) -> str:
+    """'one large pizza with pepperoni and no onions', 'two cokes in cans'."""
+    text = f"{spoken_number(line.quantity)} {_label(line, menu, line.quantity != 1)}"
+    container = _container(line, menu)
+    if container:
+        text += " " + container
+    extras = _extras(line, menu)
+    if extras:
+        text += " with " + join_words(extras)
     return text
 
 
@@ -42,10 +67,14 @@ def describe_order(lines: list[ParsedLine], menu: Menu) -> str:
 
 
 def unit_price(line: ParsedLine, menu: Menu) -> int:
-    item = next(i for i in menu.items if i.id == line.item_id)
+    """Price of one unit: the size's (or flat) price plus option and style surcharges."""
+    item = menu.item(line.item_id)
     if item.sizes:
-        return item.sizes[line.size or item.default_size or next(iter(item.sizes))]
-    return item.price or 0
+        base = item.sizes[line.size or item.default_size or next(iter(item.sizes))]
+    else:
+        base = item.price or 0
+    extras = sum(menu.options[o].price for k, o in line.modifiers if k != "remove")
+    return base + extras + sum(menu.styles[s].price for s in line.styles)
 
 
 def spoken_money(cents: int, currency: str) -> str:
@@ -55,15 +84,20 @@ def spoken_money(cents: int, currency: str) -> str:
 
 
 def to_order_lines(lines: list[ParsedLine], menu: Menu) -> list[OrderLine]:
-    """Contract order lines with display names and prices for the store and the ticket."""
+    """Contract order lines with display names and prices for the store and the ticket.
+
+    The contract has no fields for styles, containers or volumes yet: styles and volume go
+    into the display name, container and refusals into `notes`.
+    """
     out = []
     for n, li in enumerate(lines, start=1):
-        item = next(i for i in menu.items if i.id == li.item_id)
+        notes = [p for p in (_container(li, menu),) if p]
+        notes += [f"no {q} {menu.options[o].name}" for q, o in li.declined]
+        notes += [f"not {menu.styles[s].name}" for s in li.removed_styles]
         out.append(OrderLine(
-            line_id=f"l{n}", item_id=li.item_id,
-            name=(f"{li.size} {item.name}" if li.size and len(item.sizes) > 1 else item.name),
+            line_id=f"l{n}", item_id=li.item_id, name=_label(li, menu, plural=False),
             quantity=li.quantity, size=li.size,
             modifiers=[LineModifier(kind=k, name=menu.options[o].name) for k, o in li.modifiers],  # type: ignore[arg-type]
-            unit_price_cents=unit_price(li, menu),
+            unit_price_cents=unit_price(li, menu), notes="; ".join(notes) or None,
         ))
     return out

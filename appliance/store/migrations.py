@@ -54,6 +54,41 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX call_turns_call ON call_turns(call_id, id);
     """,
+    # 3: table bookings (slot_start is the tenant's local time) and staff follow-ups that
+    # handoff.transfer and callback.schedule record; the idempotency keys are UNIQUE so a
+    # retried tool call can never book or promise twice.
+    """
+    CREATE TABLE reservations (
+        reservation_id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        slot_start TEXT NOT NULL,
+        party_size INTEGER NOT NULL CHECK (party_size >= 1),
+        name TEXT NOT NULL,
+        phone TEXT,
+        status TEXT NOT NULL DEFAULT 'booked' CHECK (status IN ('booked', 'cancelled')),
+        blueprint_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX reservations_slot ON reservations(tenant_id, slot_start, status);
+    CREATE TABLE follow_ups (
+        follow_up_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('transfer', 'callback')),
+        tenant_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        phone TEXT,
+        reason TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        not_before TEXT,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done')),
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX follow_ups_pending ON follow_ups(status, created_at);
+    """,
 )
 
 

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from appliance.dialog.dialog_machine import Action, CallTool, Handoff, Hangup, OrderDialog, Say
-from appliance.dialog.order_tools import OrderTools
+from appliance.dialog.conversation import Action, CallTool, Conversation, Handoff, Hangup, Say
+from appliance.dialog.order_tools import session_tools
+from appliance.dialog.tool_registry import ToolRegistry
 from appliance.store import LocalStore
 from appliance.voice.asr_whisper import WhisperAsr
 from appliance.voice.endpointing import EndpointConfig, Endpointer, Utterance
@@ -42,7 +43,7 @@ class VoiceDeps:
     asr: WhisperAsr
     tts: PiperTts
     store: LocalStore
-    tools: OrderTools
+    tools: ToolRegistry
     tenant_id: str
     device_id: str
     clock: Callable[[], datetime] = utcnow
@@ -72,7 +73,7 @@ class CallSession:
         self.deps, self.call, self.media = deps, call, media
         self.correlation = Correlation(tenant_id=deps.tenant_id, device_id=deps.device_id,
                                        call_id=call.call_id)
-        self.dialog = OrderDialog(deps.blueprint, self.correlation)
+        self.dialog = Conversation(deps.blueprint, self.correlation, session_tools(deps.blueprint))
         policy = deps.blueprint.policy
         self.endpointer = Endpointer(EndpointConfig(end_silence_ms=policy.endpoint_silence_ms))
         self._utterances: asyncio.Queue[tuple[Utterance, float]] = asyncio.Queue()
@@ -138,6 +139,9 @@ class CallSession:
                 queue[:0] = self.dialog.on_tool_result(result, self.deps.clock())
             elif isinstance(action, Handoff):
                 log.warning("handoff requested", extra=fields(reason=action.reason))
+                if action.call is not None:  # recorded for staff; the SIP REFER comes later
+                    await asyncio.to_thread(self.deps.tools.run, action.call, self.call.caller,
+                                            self.deps.clock())
             elif isinstance(action, Hangup):
                 log.info("agent hangs up", extra=fields(reason=action.reason))
                 return True

@@ -16,6 +16,7 @@ from sync.contracts.errors import ErrorEnvelope
 from sync.contracts.events import EventEnvelope
 from sync.contracts.messages import Ack, DeviceStatus, Health
 from sync.contracts.order import Order
+from sync.contracts.tool_schemas import tool_models
 from sync.contracts.tools import ToolCall, ToolResult
 
 
@@ -49,4 +50,6 @@ SURFACES: tuple[Surface, ...] = (
     Surface("tool-call", "1.0", (ToolCall, ToolResult)),
     Surface("error-envelope", "1.0", (ErrorEnvelope,)),
     Surface("edge-messages", "1.0", (Ack, DeviceStatus, Health)),
+    # The fixed tool set; each tool also carries its own version in tool_schemas.TOOLS.
+    Surface("tools", "1.0", tool_models()),
 )
