@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from sync.contracts.errors import Correlation
 from sync.contracts.events import EventData, EventEnvelope, OrderSubmitted, TicketPrinted
 from sync.contracts.order import Order, OrderLine
 from sync.ids import new_id
+from sync.sqlite_schema import immediate, open_wal
 
 
 @dataclass(frozen=True)
@@ -53,27 +55,30 @@ class LocalStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        conn = open_wal(self.path)
         migrate(conn)
         self._conn = conn
+        # One connection serves the event loop and worker threads of a process; the lock
+        # keeps a statement from one thread out of another thread's open transaction.
+        self._lock = threading.RLock()
         self.db = sqlite_utils.Database(conn)
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        with self._lock, immediate(self._conn) as conn:
+            yield conn
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:  # type: ignore[type-arg]
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _write(self, sql: str, params: tuple[object, ...] = ()) -> None:
+        with self._lock:
+            self._conn.execute(sql, params)
 
     def _append_event(self, conn: sqlite3.Connection, order: Order, data: EventData,
                       now: datetime, action_id: str | None = None) -> None:
@@ -170,63 +175,63 @@ class LocalStore:
 
     def fail_print(self, job: PrintJob, error: str, now: datetime) -> None:
         """Return a ticket to pending with the error kept for the setup UI and alerts."""
-        self._conn.execute(
+        self._write(
             "UPDATE actions SET status = 'pending', last_error = ?, updated_at = ? "
             "WHERE action_id = ? AND status = 'in_flight'", (error, _iso(now), job.action_id),
         )
 
     def action_status(self, order_id: str, kind: str = "print_ticket") -> str | None:
-        row = self._conn.execute(
+        rows = self._query(
             "SELECT status FROM actions WHERE order_id = ? AND kind = ?", (order_id, kind)
-        ).fetchone()
-        return row[0] if row else None
+        )
+        return rows[0][0] if rows else None
 
     def pending_events(self, limit: int = 50) -> list[EventEnvelope]:
         """Unacknowledged outbox events, oldest first: the drain order of the sync link."""
-        rows = self._conn.execute(
+        rows = self._query(
             "SELECT body FROM outbox WHERE acked_at IS NULL ORDER BY seq LIMIT ?", (limit,)
-        ).fetchall()
+        )
         return [EventEnvelope.model_validate_json(b) for (b,) in rows]
 
     def mark_acked(self, event_id: str, now: datetime) -> None:
-        self._conn.execute(
+        self._write(
             "UPDATE outbox SET acked_at = ? WHERE event_id = ? AND acked_at IS NULL",
             (_iso(now), event_id),
         )
 
     def outbox_depth(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL").fetchone()[0])
+        return int(self._query("SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL")[0][0])
 
     def event_acked(self, event_id: str) -> bool:
-        row = self._conn.execute("SELECT acked_at FROM outbox WHERE event_id = ?", (event_id,)).fetchone()
-        return bool(row and row[0])
+        rows = self._query("SELECT acked_at FROM outbox WHERE event_id = ?", (event_id,))
+        return bool(rows and rows[0][0])
 
     def orders(self, limit: int = 50) -> list[Order]:
-        rows = self._conn.execute(
+        rows = self._query(
             "SELECT body FROM orders ORDER BY number DESC LIMIT ?", (limit,)
-        ).fetchall()
+        )
         return [Order.model_validate_json(b) for (b,) in rows]
 
     def order_for_call(self, call_id: str) -> Order | None:
-        row = self._conn.execute("SELECT body FROM orders WHERE call_id = ?", (call_id,)).fetchone()
-        return Order.model_validate_json(row[0]) if row else None
+        rows = self._query("SELECT body FROM orders WHERE call_id = ?", (call_id,))
+        return Order.model_validate_json(rows[0][0]) if rows else None
 
     def record_turn(self, call_id: str, speaker: str, text: str, at: datetime,
                     latency_ms: float | None = None) -> None:
-        self._conn.execute(
+        self._write(
             "INSERT INTO call_turns(call_id, at, speaker, text, latency_ms) VALUES (?, ?, ?, ?, ?)",
             (call_id, _iso(at), speaker, text, latency_ms),
         )
 
     def turns(self, call_id: str) -> list[Turn]:
-        rows = self._conn.execute(
+        rows = self._query(
             "SELECT call_id, at, speaker, text, latency_ms FROM call_turns WHERE call_id = ? "
             "ORDER BY id", (call_id,),
-        ).fetchall()
+        )
         return [Turn(c, datetime.fromisoformat(a), s, t, lat) for c, a, s, t, lat in rows]
 
     def calls(self, limit: int = 20) -> list[str]:
-        rows = self._conn.execute(
+        rows = self._query(
             "SELECT call_id FROM call_turns GROUP BY call_id ORDER BY MAX(id) DESC LIMIT ?", (limit,)
-        ).fetchall()
+        )
         return [r[0] for r in rows]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from sync.sqlite_schema import apply_migrations
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: orders, their actions and the outbox, written together by order.submit.
     """
@@ -92,20 +94,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply pending migrations, one transaction each (autocommit connection); return the version."""
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
-    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    for number, script in enumerate(MIGRATIONS, start=1):
-        if number in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in filter(str.strip, script.split(";")):
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_migrations(version) VALUES (?)", (number,))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    return len(MIGRATIONS)
+    """Bring the file's schema up to date; returns the schema version."""
+    return apply_migrations(conn, MIGRATIONS)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from appliance.store.local_store import LocalStore
 from sync.ids import new_id
+from sync.sqlite_schema import immediate, open_wal
 
 FollowUpKind = Literal["transfer", "callback"]
 
@@ -78,8 +79,7 @@ class ReservationBook:
     def __init__(self, store: LocalStore) -> None:
         # The store has migrated the file; a connection of our own keeps our transactions
         # from interleaving with the store's on its shared connection.
-        self._conn = sqlite3.connect(store.path, isolation_level=None, timeout=30,
-                                     check_same_thread=False)
+        self._conn = open_wal(store.path)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -87,14 +87,8 @@ class ReservationBook:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, immediate(self._conn) as conn:
+            yield conn
 
     def covers_booked(self, tenant_id: str, slot_start: datetime) -> int:
         """Guests already booked into the slot that starts at `slot_start`."""

@@ -21,6 +21,7 @@ from cloud.control.migrations import migrate
 from sync.contracts.events import EventEnvelope, OrderSubmitted, TicketPrinted
 from sync.contracts.messages import DeviceStatus, Health
 from sync.contracts.order import Order
+from sync.sqlite_schema import immediate, open_wal
 
 IngestOutcome = Literal["stored", "duplicate"]
 
@@ -79,10 +80,7 @@ class CloudDb:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn = open_wal(self.path)
         migrate(conn)
         self._conn = conn
         self._lock = threading.Lock()
@@ -93,14 +91,8 @@ class CloudDb:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, immediate(self._conn) as conn:
+            yield conn
 
     def ingest_event(self, event: EventEnvelope, now: datetime) -> IngestOutcome:
         """Store an event once and apply it to its order; 'duplicate' if it was already here."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from sync.sqlite_schema import apply_migrations
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: the fleet, every event once (by event id), and the orders those events describe.
     """
@@ -39,26 +41,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply pending migrations, one transaction each (autocommit connection); return the version.
 
-    The applied check runs inside the write lock, so the ingest and the API opening the
-    same file at once cannot both apply a migration.
-    """
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
-    for number, script in enumerate(MIGRATIONS, start=1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if conn.execute(
-                "SELECT 1 FROM schema_migrations WHERE version = ?", (number,)
-            ).fetchone():
-                conn.execute("COMMIT")
-                continue
-            for statement in filter(str.strip, script.split(";")):
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_migrations(version) VALUES (?)", (number,))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    return len(MIGRATIONS)
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the file's schema up to date; returns the schema version."""
+    return apply_migrations(conn, MIGRATIONS)
