@@ -11,62 +11,28 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from appliance.store import LocalStore
-from cloud.config import CloudConfig
 from cloud.control.db import CloudDb
-from cloud.control.ingest import Ingest, ingest_link
-from sync.contracts.messages import DeviceStatus
 from sync.contracts.order import OrderLine
 from sync.ids import new_id
-from sync.mqtt_link import BrokerAddress, MqttLink
 from sync.topics import DeviceTopics
+from tests.integration.cloud_harness import cloud_config, device_link, wait_until
+from tests.integration.cloud_harness import running_ingest as harness_ingest
 from voxeron.embedded_broker import EmbeddedBroker
 
 MOSQUITTO = "mqtt://127.0.0.1:1883"
 
 
-def wait_until(check: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def _device_link(url: str) -> MqttLink:
-    return MqttLink(BrokerAddress.from_url(url), new_id("dev"), clean_session=True)
-
-
 @contextlib.contextmanager
 def running_ingest(tmp_path: Path, url: str) -> Iterator[CloudDb]:
-    """Cloud ingest into a fresh database; yields once its subscriptions are live."""
-    cfg = CloudConfig(db_path=tmp_path / "cloud.sqlite3", mqtt_url=url,
-                      ingest_client_id=new_id("job"), ingest_clean_session=True)
-    db = CloudDb(cfg.db_path)
-    ingest = Ingest(db, ingest_link(cfg))
-    ingest.start()
-    probe = DeviceStatus(tenant_id=new_id("ten"), device_id=new_id("dev"), online=True)
-    with contextlib.closing(_device_link(url)) as link:
-        link.connect()
-        topic = DeviceTopics(probe.tenant_id, probe.device_id).status
-
-        def probed() -> bool:
-            link.publish(topic, probe, qos=1)
-            return bool(db.devices(probe.tenant_id))
-        wait_until(probed, what="ingest subscriptions")
-    try:
+    with harness_ingest(cloud_config(tmp_path / "cloud.sqlite3", url)) as (db, _):
         yield db
-    finally:
-        ingest.stop()
-        db.close()
 
 
 @pytest.fixture(params=["amqtt", "mosquitto"])
@@ -92,7 +58,7 @@ def _online(db: CloudDb, tenant_id: str) -> bool | None:
 
 
 def _clear_status(url: str, tenant_id: str, device_id: str) -> None:
-    link = _device_link(url)
+    link = device_link(url)
     link.connect(timeout=5)
     link.publish(DeviceTopics(tenant_id, device_id).status, b"", qos=1, retain=True)
     link.close()

@@ -14,7 +14,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,16 +25,16 @@ from fastapi.testclient import TestClient
 from appliance.config import BoxIdentity, SyncConfig
 from appliance.store import LocalStore
 from appliance.sync_link import SyncLink, box_link
-from cloud.config import CloudConfig
 from cloud.control.app import create_app
 from cloud.control.db import CloudDb
-from cloud.control.ingest import Ingest, ingest_link
+from cloud.control.ingest import Ingest
 from sync.contracts.events import EventEnvelope
-from sync.contracts.messages import Ack, DeviceStatus
+from sync.contracts.messages import Ack
 from sync.contracts.order import Order, OrderLine
 from sync.ids import new_id
-from sync.mqtt_link import BrokerAddress, MqttLink
+from sync.mqtt_link import MqttLink
 from sync.topics import DeviceTopics
+from tests.integration.cloud_harness import cloud_config, device_link, running_ingest, wait_until
 from voxeron.embedded_broker import EmbeddedBroker
 
 MOSQUITTO = "mqtt://127.0.0.1:1883"
@@ -43,15 +43,6 @@ LINES = [
               size="large", unit_price_cents=1699),
     OrderLine(line_id="l2", item_id="coke", name="Coke", quantity=2, unit_price_cents=250),
 ]
-
-
-def wait_until(check: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
 
 
 def free_port() -> int:
@@ -87,31 +78,9 @@ class Cloud:
 
 @contextlib.contextmanager
 def running_cloud(tmp_path: Path, url: str) -> Iterator[Cloud]:
-    cfg = CloudConfig(db_path=tmp_path / "cloud" / "cloud.sqlite3", mqtt_url=url,
-                      ingest_client_id=new_id("job"), ingest_clean_session=True)
-    db = CloudDb(cfg.db_path)
-    ingest = Ingest(db, ingest_link(cfg))
-    ingest.start()
-    # Subscriptions are live once a probe device's status has been stored.
-    probe = DeviceStatus(tenant_id=new_id("ten"), device_id=new_id("dev"), online=True)
-    with contextlib.closing(device_link(url)) as link:
-        link.connect()
-        topic = DeviceTopics(probe.tenant_id, probe.device_id).status
-
-        def probed() -> bool:
-            link.publish(topic, probe, qos=1)
-            return bool(db.devices(probe.tenant_id))
-        wait_until(probed, what="ingest subscriptions")
-    try:
-        with TestClient(create_app(cfg)) as api:
-            yield Cloud(db, ingest, api, cfg.db_path)
-    finally:
-        ingest.stop()
-        db.close()
-
-
-def device_link(url: str) -> MqttLink:
-    return MqttLink(BrokerAddress.from_url(url), new_id("dev"), clean_session=True)
+    cfg = cloud_config(tmp_path / "cloud" / "cloud.sqlite3", url)
+    with running_ingest(cfg) as (db, ingest), TestClient(create_app(cfg)) as api:
+        yield Cloud(db, ingest, api, cfg.db_path)
 
 
 @dataclass
