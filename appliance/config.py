@@ -6,9 +6,11 @@ the reason (pydantic's ValidationError names both).
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +41,58 @@ class VoiceConfig(BaseSettings):
     tenant_overlay: str = "demo_pizza"
     sector: str = "restaurant_orders"
     asr_threads: int = Field(default=2, ge=1)
+    # Inbound access (docs/telephony.md): trusted source networks call straight in; any
+    # other source must pass digest auth as one of sip_auth_users, or is refused (403).
+    sip_allow_from: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    sip_auth_users: dict[str, SecretStr] = Field(default_factory=dict)
+    sip_auth_realm: str = "voxeron"
+    sip_auth_algorithm: Literal["MD5", "SHA-256"] = "MD5"
+    # Registration at the ATA/PBX: off unless sip_registrar (an IP address[:port]) is set.
+    sip_registrar: str | None = None
+    sip_register_user: str = "voxeron"
+    sip_register_domain: str | None = None
+    sip_register_auth_user: str | None = None
+    sip_register_password: SecretStr = SecretStr("")
+    sip_register_expires_s: int = Field(default=3600, ge=10, le=86400)
+
+    @field_validator("sip_allow_from")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            try:
+                ipaddress.ip_network(cidr.strip(), strict=False)
+            except ValueError as err:
+                raise ValueError(f"{cidr!r} is not an IP network such as 192.168.1.0/24") from err
+        return v
+
+    @field_validator("sip_registrar")
+    @classmethod
+    def _registrar(cls, v: str | None) -> str | None:
+        if v:
+            _split_hostport(v)
+        return v or None
+
+    @property
+    def registrar_address(self) -> tuple[str, int] | None:
+        """Where REGISTERs go, or None when registration is off."""
+        return _split_hostport(self.sip_registrar) if self.sip_registrar else None
+
+
+def _split_hostport(text: str) -> tuple[str, int]:
+    """`192.168.1.2`, `192.168.1.2:5080` or `[fe80::1]:5060` -> (ip, port); no DNS names."""
+    host, port = text.strip(), "5060"
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        port = rest.removeprefix(":") or port
+    elif host.count(":") == 1:
+        host, port = host.split(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError as err:
+        raise ValueError(f"registrar {text!r} must be an IP address[:port] (no DNS names)") from err
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"registrar {text!r} has a bad port")
+    return host, int(port)
 
 
 class PrinterConfig(BaseSettings):

@@ -11,7 +11,10 @@ from appliance.dialog.order_tools import OrderTools
 from appliance.store import LocalStore
 from appliance.voice.asr_whisper import WhisperAsr
 from appliance.voice.call_session import CallSession, VoiceDeps
+from appliance.voice.sip_access import InboundAccess
 from appliance.voice.sip_agent import CallInfo, MediaChannel, SipAgent
+from appliance.voice.sip_register import RegisterClient, RegisterSettings
+from appliance.voice.sip_transaction import advertised_address
 from appliance.voice.tts_piper import PiperTts
 from blueprints.engine import compose_builtin
 from sync.structured_log import bind, fields, setup_logging
@@ -37,14 +40,40 @@ async def serve_voice(identity: BoxIdentity, cfg: VoiceConfig, stop: asyncio.Eve
         await CallSession(deps, call, media).run()
 
     agent = SipAgent(cfg.sip_host, cfg.sip_port, cfg.sip_users, on_call,
-                     rtp_host=cfg.rtp_host, max_calls=cfg.max_calls)
+                     rtp_host=cfg.rtp_host, max_calls=cfg.max_calls, access=inbound_access(cfg))
     await agent.start()
-    log.info("voice ready", extra=fields(sip_port=agent.port, blueprint=deps.blueprint.content_hash))
+    registration = register_client(cfg, agent)
+    if registration is not None:
+        registration.start()
+    log.info("voice ready", extra=fields(sip_port=agent.port, blueprint=deps.blueprint.content_hash,
+                                         allow_from=",".join(cfg.sip_allow_from),
+                                         registrar=cfg.sip_registrar))
     try:
         await stop.wait()
     finally:
+        if registration is not None:
+            await registration.stop()  # unregister while the socket is still open
         await agent.stop()
         deps.store.close()
+
+
+def inbound_access(cfg: VoiceConfig) -> InboundAccess:
+    """Who may call: `sip_allow_from` networks, or callers that pass digest as a `sip_auth_users` entry."""
+    users = {name: secret.get_secret_value() for name, secret in cfg.sip_auth_users.items()}
+    return InboundAccess(cfg.sip_allow_from, users, realm=cfg.sip_auth_realm,
+                         algorithm=cfg.sip_auth_algorithm)
+
+
+def register_client(cfg: VoiceConfig, agent: SipAgent) -> RegisterClient | None:
+    """The REGISTER client for `sip_registrar` over the agent's socket, or None when not configured."""
+    registrar = cfg.registrar_address
+    if registrar is None:
+        return None
+    contact = (advertised_address(cfg.sip_host, registrar[0]), agent.port)
+    return RegisterClient(agent, RegisterSettings(
+        registrar=registrar, domain=cfg.sip_register_domain or registrar[0],
+        user=cfg.sip_register_user, contact=contact, auth_user=cfg.sip_register_auth_user,
+        password=cfg.sip_register_password.get_secret_value(), expires_s=cfg.sip_register_expires_s))
 
 
 def run_voice(identity: BoxIdentity, cfg: VoiceConfig) -> None:

@@ -28,6 +28,7 @@ from appliance.voice.sdp import (
     negotiate_audio,
     parse_sdp,
 )
+from appliance.voice.sip_access import Challenge, Forbid, InboundAccess
 from appliance.voice.sip_dialog import (
     T1,
     T2,
@@ -93,6 +94,7 @@ class MediaChannel(Protocol):
 
 
 CallHandler = Callable[[CallInfo, MediaChannel], Awaitable[None]]
+ResponseListener = Callable[[SipResponse, tuple[str, int]], None]
 
 
 @dataclass(frozen=True)
@@ -126,13 +128,17 @@ class SipAgent(SipTransactionLayer):
     """UDP SIP user agent server: one handler task per established call, at most `max_calls`.
 
     `t1`/`t2` are the RFC 3261 timers (tests shorten them); `answer_after_s` rings (180)
-    that long before answering, which gives a caller time to CANCEL.
+    that long before answering, which gives a caller time to CANCEL. `access` gates new
+    calls by source address or digest auth (None: anyone may call, as before).
     """
 
     def __init__(self, host: str, port: int, users: list[str], handler: CallHandler,
                  rtp_host: str = "0.0.0.0", max_calls: int = 2, *, t1: float = T1, t2: float = T2,
-                 answer_after_s: float = 0.0, stop_grace_s: float = 2.0) -> None:
+                 answer_after_s: float = 0.0, stop_grace_s: float = 2.0,
+                 access: InboundAccess | None = None) -> None:
         super().__init__(host, port, t1=t1, t2=t2)
+        self.access = access
+        self.response_listeners: list[ResponseListener] = []
         self.users, self.rtp_host, self.max_calls = list(users), rtp_host, max_calls
         self._handler = handler
         self._answer_after_s, self._stop_grace_s = answer_after_s, stop_grace_s
@@ -192,7 +198,7 @@ class SipAgent(SipTransactionLayer):
             self._on_reinvite(request, source, key)
             return
         tx = self._invites[key] = InviteTransaction(key)
-        screened = self._screen(request)
+        screened = self._screen(request, source)
         if isinstance(screened, _Refusal):
             log.info("call refused", extra=fields(status=screened.status, reason=screened.reason,
                                                   source=format_host(*source)))
@@ -212,8 +218,13 @@ class SipAgent(SipTransactionLayer):
                                                    remote=format_host(*source)))
             self._spawn(self._answer(call))
 
-    def _screen(self, request: SipRequest) -> _Refusal | tuple[SessionDescription, AudioPlan]:
+    def _screen(self, request: SipRequest, source: Address) -> _Refusal | tuple[SessionDescription, AudioPlan]:
         """The offer and chosen codec of an INVITE we can take, else why we refuse it."""
+        decision = self.access.check(request, source[0], self._now()) if self.access else None
+        if isinstance(decision, Challenge):
+            return _Refusal(401, "digest authentication required", (("WWW-Authenticate", decision.header),))
+        if isinstance(decision, Forbid):
+            return _Refusal(403, decision.reason)
         user = unquote(request.uri.user or "")
         if user not in self.users:
             return _Refusal(404, f"unknown user {user[:40]!r}")
@@ -276,11 +287,14 @@ class SipAgent(SipTransactionLayer):
             self._final(tx, call.invite, call.remote, 487, tag)
             self._end(call, "cancelled by caller")
 
-    def _on_response(self, response: SipResponse) -> None:
+    def _on_response(self, response: SipResponse, source: Address) -> None:
         branch = response.vias[0].branch
         call = self._byes.get(branch or "")
         if call is not None and response.status >= 200 and response.cseq.method == "BYE":
             self._end(call, f"BYE answered with {response.status}")
+        elif call is None:
+            for listener in self.response_listeners:  # e.g. the REGISTER client on our socket
+                listener(response, source)
 
     def _dialog_call(self, request: SipRequest) -> _Call | None:
         call = self._calls.get((request.call_id, request.to_addr.tag or ""))

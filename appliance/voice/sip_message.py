@@ -47,9 +47,10 @@ LIST_HEADERS = frozenset({
 })
 REASONS = {
     100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 400: "Bad Request",
-    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+    401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    407: "Proxy Authentication Required", 408: "Request Timeout",
     415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
-    481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
+    423: "Interval Too Brief", 481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
     486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
     500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable",
     505: "Version Not Supported",

@@ -109,7 +109,7 @@ class SipTransactionLayer:
     def _on_request(self, request: SipRequest, source: Address) -> None:
         raise NotImplementedError
 
-    def _on_response(self, response: SipResponse) -> None:
+    def _on_response(self, response: SipResponse, source: Address) -> None:
         raise NotImplementedError
 
     # -- plumbing --------------------------------------------------------------------------
@@ -120,6 +120,11 @@ class SipTransactionLayer:
     def _send(self, data: bytes, dest: Address) -> None:
         if self._transport is not None:
             self._transport.sendto(data, dest)
+
+    def send_datagram(self, data: bytes, dest: Address) -> None:
+        """Send from the agent's own socket (a REGISTER client shares it, so a registrar that
+        rewrites Contact to our source address still reaches the agent)."""
+        self._send(data, dest)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -148,7 +153,7 @@ class SipTransactionLayer:
             self._reject_unparseable(data, source, err)
             return
         if isinstance(message, SipResponse):
-            self._on_response(message)
+            self._on_response(message, source)
             return
         vias = message.headers.values("Via")
         vias[0] = str(parse_via(vias[0]).with_received(*source))
