@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,16 @@ class CloudConfig(BaseSettings):
     ingest_clean_session: bool = Field(
         default=False, description="true drops the broker-side session (throwaway ingests)"
     )
+    mqtt_ca_file: str | None = Field(
+        default=None, description="CA bundle that signed the broker's certificate (mqtts://)")
+    mqtt_cert_file: str | None = Field(
+        default=None, description="ingest's client certificate (PEM) for mutual TLS")
+    mqtt_key_file: str | None = Field(
+        default=None, description="private key of mqtt_cert_file (PEM)")
+    tenant_ca_dir: Path = Field(
+        default=Path("var/cloud/tenant-ca"),
+        description="where per-tenant device CAs keep their key (0600) and certificate",
+    )
 
     @field_validator("mqtt_url")
     @classmethod
@@ -36,3 +46,12 @@ class CloudConfig(BaseSettings):
         if not v.startswith(("mqtt://", "mqtts://")):
             raise ValueError("mqtt_url must start with mqtt:// or mqtts://")
         return v
+
+    @model_validator(mode="after")
+    def _tls_files_need_mqtts(self) -> CloudConfig:
+        tls_files = (self.mqtt_ca_file, self.mqtt_cert_file, self.mqtt_key_file)
+        if any(tls_files) and not self.mqtt_url.startswith("mqtts://"):
+            raise ValueError("mqtt_ca_file/mqtt_cert_file/mqtt_key_file need an mqtts:// mqtt_url")
+        if self.mqtt_key_file and not self.mqtt_cert_file:
+            raise ValueError("mqtt_key_file is set but mqtt_cert_file is not")
+        return self

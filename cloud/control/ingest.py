@@ -195,6 +195,7 @@ class Ingest:
 
 
 def ingest_link(cfg: CloudConfig) -> MqttLink:
-    """The ingest's MQTT client as configured (client id, persistent session or not)."""
-    return MqttLink(BrokerAddress.from_url(cfg.mqtt_url), cfg.ingest_client_id,
-                    clean_session=cfg.ingest_clean_session)
+    """The ingest's MQTT client as configured (client id, session, TLS client identity)."""
+    broker = BrokerAddress.from_url(cfg.mqtt_url, ca_file=cfg.mqtt_ca_file,
+                                    cert_file=cfg.mqtt_cert_file, key_file=cfg.mqtt_key_file)
+    return MqttLink(broker, cfg.ingest_client_id, clean_session=cfg.ingest_clean_session)
