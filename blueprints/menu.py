@@ -104,7 +104,7 @@ class Menu(_Strict):
         default_factory=dict, description="extra wordings of quantities beyond plain English")
     default_item: str | None = Field(
         default=None, description="item meant when a caller names only toppings or a size")
-    max_quantity: int = Field(default=20, ge=1, le=99, description="most of one line")
+    max_quantity: int = Field(default=20, ge=1, le=99, description="most in one order")
     menu_hint: str
 
     @model_validator(mode="after")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from blueprints.menu import Menu
 
 SlotType = Literal["order_lines", "party_size", "date", "time", "name", "phone", "free_text"]
-IntentRole = Literal["task", "confirm", "deny", "done", "escalate"]
+IntentRole = Literal["task", "confirm", "deny", "done", "escalate", "change", "remove"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PromptKey = Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
@@ -63,6 +63,8 @@ class Repair(_Strict):
 
     max_attempts: int = Field(ge=1, le=10)
     reprompt: PromptKey
+    low_confidence: PromptKey | None = Field(
+        default=None, description="said instead of reprompt when the recogniser was unsure")
 
 
 class SlotRepair(_Strict):
@@ -92,6 +94,18 @@ class Slot(_Strict):
     noted: PromptKey | None = Field(
         default=None, description="many slots: said before a repair when some values were kept")
     empty: PromptKey | None = Field(default=None, description="many slots: done with nothing")
+    heard_as: PromptKey | None = Field(
+        default=None, description="many slots: said instead of `added` after a sound-alike repair")
+    over_limit: PromptKey | None = Field(
+        default=None, description="many slots: refusal of a value over its limit ({thing}, {max})")
+    update_tool: str | None = Field(
+        default=None, description="many slots: corrections, called with {cart, index, line}")
+    remove_tool: str | None = Field(
+        default=None, description="many slots: removals, called with {cart, index}")
+    changed: PromptKey | None = Field(default=None, description="many slots: after a correction")
+    removed: PromptKey | None = Field(default=None, description="many slots: after a removal")
+    missing: PromptKey | None = Field(
+        default=None, description="many slots: a correction names nothing held ({thing})")
 
     def reads(self) -> set[str]:
         """Other slots this slot's rules read: a change there means checking this one again."""
@@ -107,7 +121,16 @@ class Slot(_Strict):
     def _many_is_complete(self) -> Slot:
         if self.many and not (self.add_tool and self.done_intent and self.added):
             raise ValueError("a many slot needs add_tool, done_intent and added")
+        if not self.many and (any(self.list_prompts().values()) or self.update_tool or self.remove_tool):
+            raise ValueError("heard_as, over_limit, corrections and removals are for many slots")
+        if (self.update_tool or self.remove_tool) and not (self.changed and self.removed and self.missing):
+            raise ValueError("a slot with update_tool or remove_tool needs changed, removed and missing")
         return self
+
+    def list_prompts(self) -> dict[str, str | None]:
+        """The prompts only a many slot uses, by field name."""
+        return {"heard_as": self.heard_as, "over_limit": self.over_limit, "changed": self.changed,
+                "removed": self.removed, "missing": self.missing}
 
 
 class Confirmation(_Strict):
@@ -176,6 +199,10 @@ class RuntimePolicy(_Strict):
     max_turns: int = Field(ge=1)
     latency_budget_ms: int = Field(ge=100)
     endpoint_silence_ms: int = Field(ge=100, le=3000)
+    min_asr_confidence: float = Field(
+        default=0.0, ge=0, le=1, description="transcripts less sure than this are not acted on")
+    max_low_confidence_turns: int = Field(
+        default=3, ge=1, description="unsure transcripts per call before escalation")
 
 
 class Blueprint(_Strict):
@@ -202,6 +229,21 @@ class Blueprint(_Strict):
     asr_hints: str = ""
     policy: RuntimePolicy
     content_hash: str = ""
+
+    @model_validator(mode="after")
+    def _list_slot_references(self) -> Blueprint:
+        """Prompts and tools named by list-slot edits and confidence repair must exist."""
+        keys = [("repair.low_confidence", self.repair.low_confidence)]
+        for name, slot in self.slots.items():
+            keys += [(f"slots.{name}.{f}", k) for f, k in slot.list_prompts().items()]
+            for f, tool in (("update_tool", slot.update_tool), ("remove_tool", slot.remove_tool)):
+                if tool is not None and tool not in self.tools_allowed:
+                    raise ValueError(f"slots.{name}.{f}: {tool} is used here but not listed "
+                                     "in tools_allowed")
+        for where, key in keys:
+            if key is not None and key not in self.prompts:
+                raise ValueError(f"{where}: no prompt {key!r} in prompts")
+        return self
 
     @field_validator("timezone")
     @classmethod

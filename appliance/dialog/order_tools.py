@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from appliance.dialog.order_parser import OrderParser, ParsedLine
+from appliance.dialog.cart_lines import parsed
+from appliance.dialog.order_parser import OrderParser
 from appliance.dialog.read_back import describe_order, to_order_lines, unit_price
 from appliance.dialog.reservation_tools import booking_tools, follow_up_tools, hours_tools
 from appliance.dialog.tool_registry import ToolContext, ToolFailure, ToolImpl, ToolRegistry
@@ -47,12 +48,6 @@ def spoken_money(cents: int, currency: str) -> str:
     return f"{whole} {unit}" + (f" and {rest} {sub}" if rest else "")
 
 
-def parsed(line: CartLine) -> ParsedLine:
-    """A contract cart line as the parser's line, for the read-back wording and prices."""
-    return ParsedLine(line.item_id, line.quantity, line.size,
-                      tuple((m.kind, m.option_id) for m in line.modifiers))
-
-
 def _on_menu(menu: Menu, line: CartLine) -> CartLine:
     """The line with its default size filled in; ToolFailure if the menu cannot make it."""
     item = next((i for i in menu.items if i.id == line.item_id), None)
@@ -61,8 +56,19 @@ def _on_menu(menu: Menu, line: CartLine) -> CartLine:
     size = line.size or item.default_size or (next(iter(item.sizes)) if item.sizes else None)
     if (size is not None or item.sizes) and size not in item.sizes:
         raise ToolFailure("menu.size_unknown", "validation", f"The {item.name} doesn't come in that size.")
-    if any(m.option_id not in item.options for m in line.modifiers):
+    options = [m.option_id for m in [*line.modifiers, *line.declined]]
+    if any(o not in item.options for o in options) or any(
+            m.kind not in ("extra", "light") for m in line.declined):
         raise ToolFailure("menu.option_unknown", "validation", f"We can't make the {item.name} that way.")
+    if any(s not in item.styles for s in [*line.styles, *line.removed_styles]):
+        raise ToolFailure("menu.style_unknown", "validation", f"We can't make the {item.name} that way.")
+    if (line.container and line.container not in item.containers) or (
+            line.volume and line.volume not in item.volumes):
+        raise ToolFailure("menu.container_unknown", "validation",
+                          f"The {item.name} doesn't come like that.")
+    if line.quantity > menu.limit_for(item.id):
+        raise ToolFailure("menu.over_limit", "validation",
+                          f"We can take at most {menu.limit_for(item.id)} {item.plural} on one line.")
     return line.model_copy(update={"size": size})
 
 

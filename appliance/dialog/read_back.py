@@ -86,8 +86,8 @@ def spoken_money(cents: int, currency: str) -> str:
 def to_order_lines(lines: list[ParsedLine], menu: Menu) -> list[OrderLine]:
     """Contract order lines with display names and prices for the store and the ticket.
 
-    The contract has no fields for styles, containers or volumes yet: styles and volume go
-    into the display name, container and refusals into `notes`.
+    Styles, refusals, container and volume are fields (order 1.1); the display name and
+    `notes` also say them in words, as they did in 1.0, so older readers lose nothing.
     """
     out = []
     for n, li in enumerate(lines, start=1):
@@ -99,5 +99,10 @@ def to_order_lines(lines: list[ParsedLine], menu: Menu) -> list[OrderLine]:
             quantity=li.quantity, size=li.size,
             modifiers=[LineModifier(kind=k, name=menu.options[o].name) for k, o in li.modifiers],  # type: ignore[arg-type]
             unit_price_cents=unit_price(li, menu), notes="; ".join(notes) or None,
+            styles=[menu.styles[s].name for s in li.styles],
+            removed_styles=[menu.styles[s].name for s in li.removed_styles],
+            declined=[LineModifier(kind=q, name=menu.options[o].name) for q, o in li.declined],  # type: ignore[arg-type]
+            container=menu.containers[li.container].name if li.container else None,
+            volume=menu.volumes[li.volume].name if li.volume else None,
         ))
     return out

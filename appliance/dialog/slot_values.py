@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.dialog.order_parser import OrderParser
+from appliance.dialog.cart_lines import cart_line
+from appliance.dialog.order_parser import OrderParser, ParseResult
 from blueprints.menu import Menu
 
 SlotValue = int | str | dt.date | dt.time | list[dict[str, Any]]
@@ -85,6 +87,16 @@ def _words_to_digits(words: list[str]) -> list[str]:
     return out
 
 
+@dataclass
+class Heard:
+    """What one utterance said for the slots of an intent, including what cannot be taken."""
+
+    found: dict[str, SlotValue] = field(default_factory=dict)
+    unknown: tuple[str, str] | None = None  # (slot, thing) named but not offered
+    over_limit: tuple[str, str, int] | None = None  # (slot, thing, most one order may hold)
+    repaired: list[str] = field(default_factory=list)  # what sound-alikes were understood as
+
+
 class SlotReader:
     """Reads slot values of every type; built once per blueprint (the menu, if it has one)."""
 
@@ -99,31 +111,45 @@ class SlotReader:
         if self._parser is None:
             return None, None
         parsed = self._parser.parse(text)
-        lines = [{"item_id": li.item_id, "quantity": li.quantity, "size": li.size,
-                  "modifiers": [{"kind": k, "option_id": o} for k, o in li.modifiers]}
-                 for li in parsed.lines]
+        lines = [cart_line(li) for li in parsed.lines]
         return lines or None, parsed.unknown[0] if parsed.unknown else None
 
-    def read_all(self, kinds: dict[str, str], expected: str | None, text: str,
-                 now: dt.datetime) -> tuple[dict[str, SlotValue], tuple[str, str] | None]:
-        """Values per slot (name -> type) and (slot, thing) for a thing that does not exist.
+    def hear(self, kinds: dict[str, str], expected: str | None, text: str,
+             now: dt.datetime) -> Heard:
+        """Values per slot (name -> type), off-menu mentions, refused quantities, repairs.
 
         Cued values first; only if there are none is the utterance read bare as an answer
         to the `expected` slot ("four" after "for how many people?").
         """
-        found: dict[str, SlotValue] = {}
-        unknown: tuple[str, str] | None = None
+        heard = Heard()
         for name, kind in kinds.items():
-            value, missing = self.read(kind, text, now)
+            if kind == "order_lines" and self._parser is not None:
+                self._hear_lines(name, self._parser.parse(text), heard)
+                continue
+            value, _ = self.read(kind, text, now)
             if value is not None:
-                found[name] = value
-            if missing and unknown is None:
-                unknown = (name, missing)
-        if not found and unknown is None and expected:
+                heard.found[name] = value
+        if not heard.found and heard.unknown is None and heard.over_limit is None and expected:
             value, _ = self.read(kinds[expected], text, now, bare=True)
             if value is not None:
-                found[expected] = value
-        return found, unknown
+                heard.found[expected] = value
+        return heard
+
+    def _hear_lines(self, name: str, parsed: ParseResult, heard: Heard) -> None:
+        if parsed.lines:
+            heard.found[name] = [cart_line(li) for li in parsed.lines]
+            heard.repaired += [understood for _, understood in parsed.repaired]
+        if parsed.unknown and heard.unknown is None:
+            heard.unknown = (name, parsed.unknown[0])
+        if parsed.over_limit and heard.over_limit is None and self._parser is not None:
+            menu, item_id = self._parser.menu, parsed.over_limit[0].item_id
+            heard.over_limit = (name, menu.item(item_id).plural, menu.limit_for(item_id))
+
+    def read_all(self, kinds: dict[str, str], expected: str | None, text: str,
+                 now: dt.datetime) -> tuple[dict[str, SlotValue], tuple[str, str] | None]:
+        """Values per slot and (slot, thing) for a thing that does not exist (see `hear`)."""
+        heard = self.hear(kinds, expected, text, now)
+        return heard.found, heard.unknown
 
 
 def in_range(value: int, low: int | None, high: int | None) -> bool:

@@ -1,8 +1,8 @@
 """What a kitchen ticket says and how each line looks, decided without touching a printer.
 
 A cook reads the ticket at arm's length in a hot kitchen: the order number is printed
-double size, every item bold and tall, and a removal ("NO ONIONS") is shouted, because a
-missed negation is the mistake that sends a plate back.
+double size, every item bold and tall, and every negation ("NO ONIONS", "NO EXTRA CHEESE",
+"NOT THIN CRUST") is shouted, because a missed negation is the mistake that sends a plate back.
 """
 
 from __future__ import annotations
@@ -48,16 +48,57 @@ def item_text(line: OrderLine) -> str:
     return f"{line.quantity}x {name.upper()}"
 
 
+def _shouted(text: str, columns: int) -> list[TicketLine]:
+    """A negation: bold, tall and starred, so it cannot be missed."""
+    return [TicketLine(t, bold=True, tall=True)
+            for t in _wrap(f"** {text.upper()} **", columns, "  ", "     ")]
+
+
+def _bold(text: str, columns: int) -> list[TicketLine]:
+    return [TicketLine(t, bold=True) for t in _wrap(text.upper(), columns, "  ", "    ")]
+
+
 def modifier_line(modifier: LineModifier, columns: int) -> list[TicketLine]:
     """A modifier on its own indented line; removals are bold, tall and starred."""
     name = modifier.name.strip().upper()
     if modifier.kind == "remove":
-        return [TicketLine(t, bold=True, tall=True)
-                for t in _wrap(f"** NO {name} **", columns, "  ", "     ")]
+        return _shouted(f"NO {name}", columns)
     text = {"add": f"+ {name}", "extra": f"+ EXTRA {name}", "light": f"~ LIGHT {name}"}[
         modifier.kind
     ]
-    return [TicketLine(t, bold=True) for t in _wrap(text, columns, "  ", "    ")]
+    return _bold(text, columns)
+
+
+def detail_lines(line: OrderLine, columns: int) -> list[TicketLine]:
+    """Everything under the item: styles and volume (unless the name says them), modifiers,
+    refused extras and styles (shouted), container, then notes not already printed."""
+    named = f" {item_text(line).lower()} "
+    out = [t for s in line.styles if f" {s.lower()} " not in named for t in _bold(s, columns)]
+    for modifier in line.modifiers:
+        out += modifier_line(modifier, columns)
+    for declined in line.declined:
+        out += _shouted(f"NO {declined.kind} {declined.name}", columns)
+    for style in line.removed_styles:
+        out += _shouted(f"NOT {style}", columns)
+    if line.container:
+        out += _bold(f"IN {line.container}", columns)
+    if line.volume and f" {line.volume.lower()} " not in named:
+        out += _bold(line.volume, columns)
+    notes = [n.strip() for n in (line.notes or "").split(";") if n.strip()]
+    notes = [n for n in notes if not _printed_above(n, line)]
+    if notes:
+        out += [TicketLine(t) for t in _wrap(f"NOTE: {'; '.join(notes)}", columns,
+                                              "  ", "        ")]
+    return out
+
+
+def _printed_above(note: str, line: OrderLine) -> bool:
+    """A note that only repeats a field (1.1 writers say them in notes too, for 1.0 readers)."""
+    n = " ".join(note.lower().split())
+    said = {f"no {d.kind} {d.name}".lower() for d in line.declined}
+    said |= {f"not {s}".lower() for s in line.removed_styles}
+    container = (line.container or "").lower()
+    return n in said or bool(container) and n.startswith("in ") and container in n.split(" ", 2)[-1]
 
 
 def _rule(columns: int) -> TicketLine:
@@ -81,11 +122,7 @@ def layout_ticket(order: Order, tz: tzinfo, columns: int = DEFAULT_COLUMNS) -> l
     for line in order.lines:
         lines += [TicketLine(t, bold=True, tall=True)
                   for t in _wrap(item_text(line), columns, "", "   ")]
-        for modifier in line.modifiers:
-            lines += modifier_line(modifier, columns)
-        if line.notes and line.notes.strip():
-            lines += [TicketLine(t) for t in _wrap(f"NOTE: {line.notes.strip()}", columns,
-                                                   "  ", "        ")]
+        lines += detail_lines(line, columns)
         lines.append(TicketLine(""))
     items = sum(li.quantity for li in order.lines)
     lines += [

@@ -110,7 +110,8 @@ class CallSession:
             if not transcript.text:
                 continue
             self.deps.store.record_turn(self.call.call_id, "caller", transcript.text, self.deps.clock())
-            actions = self.dialog.on_utterance(transcript.text, self.deps.clock())
+            actions = self.dialog.on_utterance(transcript.text, self.deps.clock(),
+                                               confidence=transcript.confidence)
             if await self._perform(actions, ended_at):
                 return
 

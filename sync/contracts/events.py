@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sync.contracts.errors import Correlation
 from sync.contracts.order import Order
 
-EVENT_SCHEMA_VERSION = "1.0"
+EVENT_SCHEMA_VERSION = "1.1"
 
 
 class OrderSubmitted(BaseModel):

@@ -18,7 +18,11 @@ class LineModifier(BaseModel):
 
 
 class OrderLine(BaseModel):
-    """One line of an order, with canonical menu ids and a display name for tickets."""
+    """One line of an order, with canonical menu ids and a display name for tickets.
+
+    Since 1.1 the line also carries styles, refused styles and extras, container and volume
+    as fields; `notes` still says them in words, so a 1.0 reader loses nothing.
+    """
 
     line_id: str
     item_id: str = Field(description="canonical menu item id")
@@ -26,8 +30,15 @@ class OrderLine(BaseModel):
     quantity: int = Field(ge=1, le=99)
     size: str | None = None
     modifiers: list[LineModifier] = Field(default_factory=list)
-    unit_price_cents: int = Field(ge=0)
+    unit_price_cents: int = Field(ge=0, description="size or flat price plus surcharges")
     notes: str | None = None
+    styles: list[str] = Field(default_factory=list, description="style names, e.g. 'thin crust'")
+    removed_styles: list[str] = Field(
+        default_factory=list, description="styles the caller refused: 'not thin crust'")
+    declined: list[LineModifier] = Field(
+        default_factory=list, description="qualified extras refused: 'no extra cheese' is extra/cheese")
+    container: str | None = Field(default=None, description="container name, e.g. 'can'")
+    volume: str | None = Field(default=None, description="volume name, e.g. '2 liter'")
 
 
 class Order(BaseModel):

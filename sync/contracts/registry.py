@@ -45,11 +45,12 @@ class Surface:
 
 
 SURFACES: tuple[Surface, ...] = (
-    Surface("order", "1.0", (Order,)),
-    Surface("order-event", "1.0", (EventEnvelope,)),
+    # 1.1: order lines carry styles, refusals, container and volume (additive).
+    Surface("order", "1.1", (Order,)),
+    Surface("order-event", "1.1", (EventEnvelope,)),
     Surface("tool-call", "1.0", (ToolCall, ToolResult)),
     Surface("error-envelope", "1.0", (ErrorEnvelope,)),
     Surface("edge-messages", "1.0", (Ack, DeviceStatus, Health)),
     # The fixed tool set; each tool also carries its own version in tool_schemas.TOOLS.
-    Surface("tools", "1.0", tool_models()),
+    Surface("tools", "1.1", tool_models()),
 )

@@ -33,6 +33,12 @@ class CartLine(_Model):
     quantity: int = Field(default=1, ge=1, le=99)
     size: str | None = None
     modifiers: list[CartModifier] = Field(default_factory=list)
+    styles: list[str] = Field(default_factory=list, description="style ids, e.g. thin_crust")
+    removed_styles: list[str] = Field(default_factory=list, description="style ids refused")
+    declined: list[CartModifier] = Field(
+        default_factory=list, description="qualified options refused: 'no extra cheese'")
+    container: str | None = Field(default=None, description="container id, e.g. can")
+    volume: str | None = Field(default=None, description="volume id")
 
 
 class MenuLookupInput(_Model):
@@ -177,13 +183,14 @@ class ToolContract(NamedTuple):
     output: type[BaseModel]
 
 
+# 1.1: cart and order lines carry styles, refusals, container and volume (additive).
 TOOLS: dict[str, ToolContract] = {
     "menu.lookup": ToolContract("1.0", MenuLookupInput, MenuLookupOutput),
-    "order.add_item": ToolContract("1.0", OrderAddItemInput, OrderAddItemOutput),
-    "order.update_item": ToolContract("1.0", OrderUpdateItemInput, OrderUpdateItemOutput),
-    "order.remove_item": ToolContract("1.0", OrderRemoveItemInput, OrderRemoveItemOutput),
-    "order.read_back": ToolContract("1.0", OrderReadBackInput, OrderReadBackOutput),
-    "order.submit": ToolContract("1.0", OrderSubmitInput, OrderSubmitOutput),
+    "order.add_item": ToolContract("1.1", OrderAddItemInput, OrderAddItemOutput),
+    "order.update_item": ToolContract("1.1", OrderUpdateItemInput, OrderUpdateItemOutput),
+    "order.remove_item": ToolContract("1.1", OrderRemoveItemInput, OrderRemoveItemOutput),
+    "order.read_back": ToolContract("1.1", OrderReadBackInput, OrderReadBackOutput),
+    "order.submit": ToolContract("1.1", OrderSubmitInput, OrderSubmitOutput),
     "hours.check": ToolContract("1.0", HoursCheckInput, HoursCheckOutput),
     "handoff.transfer": ToolContract("1.0", HandoffTransferInput, HandoffTransferOutput),
     "callback.schedule": ToolContract("1.0", CallbackScheduleInput, CallbackScheduleOutput),

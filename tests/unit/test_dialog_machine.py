@@ -149,3 +149,14 @@ def test_old_import_path_still_builds_the_order_dialog() -> None:
 
     d = OrderDialog(compose_builtin("restaurant_orders", "demo_pizza"), Correlation(call_id="c"))
     assert _events(d.on_utterance("two cokes", NOW)) == ["say:added"]
+
+
+def test_the_confirmed_order_carries_the_whole_parse(dialog: Conversation) -> None:
+    dialog.on_utterance("a gluten free pizza with no extra cheese and two cans of coke", NOW)
+    dialog.on_utterance("that's all", NOW)
+    [submit] = dialog.on_utterance("yes", NOW)
+    assert isinstance(submit, CallTool)
+    pizza, coke = submit.call.args["lines"]
+    assert (pizza["styles"], pizza["declined"]) == (["gluten free crust"], [{"kind": "extra", "name": "cheese"}])
+    assert pizza["unit_price_cents"] == 1399 + 200
+    assert (coke["quantity"], coke["container"]) == (2, "can")

@@ -115,3 +115,31 @@ def test_every_line_fits_the_paper(columns: int) -> None:
 def test_too_narrow_paper_is_refused() -> None:
     with pytest.raises(ValueError):
         layout_ticket(_order(), UTC, columns=10)
+
+
+def test_styles_refusals_and_drinks_from_the_order_line_fields() -> None:
+    pizza = OrderLine(
+        line_id="l1", item_id="pizza", name="medium pizza", size="medium", quantity=1,
+        unit_price_cents=1599, styles=["gluten free crust"], removed_styles=["thin crust"],
+        declined=[LineModifier(kind="extra", name="cheese")],
+        modifiers=[LineModifier(kind="remove", name="onions")],
+        notes="no extra cheese; not thin crust; cut in squares")
+    coke = OrderLine(line_id="l2", item_id="coke", name="coke", quantity=2, unit_price_cents=249,
+                     container="can", volume="330 ml", notes="in cans")
+    lines = layout_ticket(_order(lines=[pizza, coke]), UTC)
+    texts = [line.text for line in lines]
+    start = texts.index("1x MEDIUM PIZZA")
+    assert texts[start + 1:start + 6] == [
+        "  GLUTEN FREE CRUST", "  ** NO ONIONS **", "  ** NO EXTRA CHEESE **",
+        "  ** NOT THIN CRUST **", "  NOTE: cut in squares"]
+    for shouted in texts[start + 2:start + 5]:
+        assert _find(lines, shouted).tall and _find(lines, shouted).bold
+    start = texts.index("2x COKE")
+    assert texts[start + 1:start + 4] == ["  IN CAN", "  330 ML", ""]  # "in cans" is not repeated
+
+
+def test_a_style_the_name_already_says_is_not_repeated() -> None:
+    line = OrderLine(line_id="l", item_id="pizza", name="large thin crust pizza", size="large",
+                     quantity=1, unit_price_cents=1699, styles=["thin crust"])
+    texts = ticket_text(layout_ticket(_order(lines=[line]), UTC)).splitlines()
+    assert "1x LARGE THIN CRUST PIZZA" in texts and "  THIN CRUST" not in texts

@@ -118,10 +118,42 @@ def test_cart_tools() -> None:
     assert found.result and [m["item_id"] for m in found.result["matches"]] == ["coke"]
 
 
+def test_the_whole_parse_reaches_the_order_lines_with_surcharges() -> None:
+    reg = session_tools(PIZZA)
+    pizza = {"item_id": "pizza", "size": "large", "styles": ["gluten_free"],
+             "removed_styles": ["thin_crust"], "declined": [{"kind": "extra", "option_id": "extra_cheese"}],
+             "modifiers": [{"kind": "remove", "option_id": "onions"}]}
+    coke = {"item_id": "coke", "quantity": 2, "container": "can"}
+    added = reg.run(_call("order.add_item", cart=[], lines=[pizza, coke]), None, NOW)
+    assert added.result and added.result["cart"][0]["styles"] == ["gluten_free"]
+    read = reg.run(_call("order.read_back", cart=added.result["cart"]), None, NOW)
+    assert read.result is not None
+    first, second = read.result["lines"]
+    assert first["unit_price_cents"] == 1699 + 200  # the gluten free surcharge
+    assert (first["styles"], first["removed_styles"]) == (["gluten free crust"], ["thin crust"])
+    assert first["declined"] == [{"kind": "extra", "name": "cheese"}]
+    assert first["notes"] == "no extra cheese; not thin crust"  # still said for 1.0 readers
+    assert (second["container"], second["volume"], second["notes"]) == ("can", None, "in cans")
+    assert read.result["total_cents"] == 1899 + 2 * 249
+
+
+def test_contract_versions_after_the_additive_order_line_fields() -> None:
+    versions = {s.name: s.version for s in SURFACES}
+    assert (versions["order"], versions["order-event"], versions["tools"]) == ("1.1", "1.1", "1.1")
+    assert {t: TOOLS[t].version for t in TOOLS if t.startswith("order.")} == dict.fromkeys(
+        ["order.add_item", "order.update_item", "order.remove_item", "order.read_back",
+         "order.submit"], "1.1")
+    assert check_snapshots(REPO_CONTRACTS) == []
+
+
 @pytest.mark.parametrize(("line", "code"), [
     ({"item_id": "sushi"}, "menu.item_unknown"),
     ({"item_id": "pizza", "size": "huge"}, "menu.size_unknown"),
     ({"item_id": "coke", "modifiers": [{"kind": "add", "option_id": "ham"}]}, "menu.option_unknown"),
+    ({"item_id": "pizza", "declined": [{"kind": "remove", "option_id": "ham"}]}, "menu.option_unknown"),
+    ({"item_id": "coke", "styles": ["thin_crust"]}, "menu.style_unknown"),
+    ({"item_id": "pizza", "container": "can"}, "menu.container_unknown"),
+    ({"item_id": "pizza", "quantity": 21}, "menu.over_limit"),
 ])
 def test_cart_tools_refuse_what_the_menu_cannot_make(line: dict, code: str) -> None:
     result = session_tools(PIZZA).run(_call("order.add_item", lines=[line]), None, NOW)
