@@ -14,19 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.dialog.cart_lines import cart_line
+from appliance.dialog.number_words import TENS, UNITS
 from appliance.dialog.order_parser import OrderParser, ParseResult
 from blueprints.menu import Menu
 
 SlotValue = int | str | dt.date | dt.time | list[dict[str, Any]]
 
-_UNITS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
-    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
-    "nineteen": 19,
-}
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
-         "eighty": 80, "ninety": 90}
 _ORDINALS = {
     "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
     "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13,
@@ -37,7 +30,7 @@ _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
            "september", "october", "november", "december"]
 _MONTH_RE = "|".join(m for m in _MONTHS) + "|" + "|".join(m[:3] for m in _MONTHS if m != "may")
-_DIGIT_WORDS = {"oh": "0", "o": "0", **{w: str(n) for w, n in _UNITS.items() if n < 10}}
+_DIGIT_WORDS = {"oh": "0", "o": "0", **{w: str(n) for w, n in UNITS.items() if n < 10}}
 # Words that are never (part of) a person's name, so "yes" is not taken as one.
 _NOT_NAMES = set("""
 yes yeah yep no nope ok okay sure please thanks thank you hi hello hey um uh er so well
@@ -67,20 +60,20 @@ def _words_to_digits(words: list[str]) -> list[str]:
     while i < len(words):
         w = words[i]
         nxt = words[i + 1] if i + 1 < len(words) else ""
-        if w in _TENS and (nxt in _ORDINALS and _ORDINALS[nxt] < 10):
-            out.append(f"{_TENS[w] + _ORDINALS[nxt]}th")
+        if w in TENS and (nxt in _ORDINALS and _ORDINALS[nxt] < 10):
+            out.append(f"{TENS[w] + _ORDINALS[nxt]}th")
             i += 2
             continue
-        if w in _TENS and nxt in _UNITS and 0 < _UNITS[nxt] < 10:
-            out.append(str(_TENS[w] + _UNITS[nxt]))
+        if w in TENS and nxt in UNITS and 0 < UNITS[nxt] < 10:
+            out.append(str(TENS[w] + UNITS[nxt]))
             i += 2
             continue
         if w in _ORDINALS:
             out.append(f"{_ORDINALS[w]}th")
-        elif w in _TENS:
-            out.append(str(_TENS[w]))
-        elif w in _UNITS:
-            out.append(str(_UNITS[w]))
+        elif w in TENS:
+            out.append(str(TENS[w]))
+        elif w in UNITS:
+            out.append(str(UNITS[w]))
         else:
             out.append(w)
         i += 1
@@ -314,7 +307,7 @@ def speak(kind: str, value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
-        words = {v: k for k, v in _UNITS.items()} if kind == "party_size" else {}
+        words = {v: k for k, v in UNITS.items()} if kind == "party_size" else {}
         return words.get(value, str(value))
     if isinstance(value, dt.datetime):
         return f"{speak('date', value.date())} at {speak('time', value.time())}"
