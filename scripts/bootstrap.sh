@@ -43,7 +43,7 @@ have="$(cat "$stamp" 2>/dev/null || true)"
 if [ "$want" != "$have" ] && ! { [ "$purpose" = demo ] && [ "${have%-test}" = "${want%-demo}" ]; }; then
   echo "bootstrap: installing the project into .venv"
   extras=""; [ "$purpose" = test ] && extras="[dev]"
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   .venv/bin/python -m pip install -q -e ".$extras" 2> >(grep -v "^WARNING: Location" >&2)
   echo "$want" > "$stamp"
 fi
