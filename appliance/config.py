@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from appliance.voice.sip_refer import staff_uri
+
 
 class BoxIdentity(BaseSettings):
     """Who this box is: tenant and device ids, and where its data lives."""
@@ -54,6 +56,11 @@ class VoiceConfig(BaseSettings):
     sip_register_auth_user: str | None = None
     sip_register_password: SecretStr = SecretStr("")
     sip_register_expires_s: int = Field(default=3600, ge=10, le=86400)
+    # Human fallback (docs/telephony.md): REFER the caller to staff_sip_uri when set
+    # (sip:user@IP[:port], no DNS names); else, or when that fails, promise a callback.
+    staff_sip_uri: str | None = None
+    transfer_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    callback_minutes: int = Field(default=15, ge=1, le=24 * 60)
 
     @field_validator("sip_allow_from")
     @classmethod
@@ -64,6 +71,13 @@ class VoiceConfig(BaseSettings):
             except ValueError as err:
                 raise ValueError(f"{cidr!r} is not an IP network such as 192.168.1.0/24") from err
         return v
+
+    @field_validator("staff_sip_uri")
+    @classmethod
+    def _staff(cls, v: str | None) -> str | None:
+        if v:
+            staff_uri(v)
+        return v or None
 
     @field_validator("sip_registrar")
     @classmethod

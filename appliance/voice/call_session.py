@@ -1,8 +1,9 @@
 """One phone call: caller audio -> endpointing -> ASR -> dialog -> tools -> TTS -> caller.
 
-Half duplex for the skeleton: while the agent is thinking or speaking, caller audio is
-not endpointed (barge-in comes with issue 6). Each agent turn's latency is measured from
-the moment the caller's utterance was endpointed to the first agent audio handed to RTP.
+Caller audio is ignored while the agent is thinking, but not while it speaks: speech over
+a prompt (barge-in.py decides) stops playback at once and is endpointed as the next
+utterance. Each agent turn's latency is measured from the moment the caller's utterance
+was endpointed to the first agent audio handed to RTP.
 """
 
 from __future__ import annotations
@@ -10,22 +11,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from appliance.dialog.conversation import Action, CallTool, Conversation, Handoff, Hangup, Say
 from appliance.dialog.order_tools import session_tools
-from appliance.dialog.tool_registry import ToolRegistry
+from appliance.dialog.tool_registry import ToolRegistry, tool_call
 from appliance.store import LocalStore
 from appliance.voice.asr_whisper import WhisperAsr
+from appliance.voice.barge_in import BargeInConfig, BargeInDetector, speech_level_db
+from appliance.voice.callbacks import CallbackScheduler
 from appliance.voice.endpointing import EndpointConfig, Endpointer, Utterance
+from appliance.voice.handover import HandoverSummary, build_summary
 from appliance.voice.sip_agent import CallInfo, MediaChannel
+from appliance.voice.sip_refer import TransferResult
+from appliance.voice.sip_uri import SipUri
 from appliance.voice.tts_piper import PiperTts
 from blueprints.model import Blueprint
 from sync.contracts.errors import Correlation
+from sync.contracts.tools import ToolResult
 from sync.structured_log import fields, log_context
 
 log = logging.getLogger(__name__)
@@ -33,6 +40,9 @@ log = logging.getLogger(__name__)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+Transfer = Callable[[str, SipUri, float], Awaitable[TransferResult]]  # SipAgent.transfer
 
 
 @dataclass
@@ -48,6 +58,12 @@ class VoiceDeps:
     device_id: str
     clock: Callable[[], datetime] = utcnow
     prompt_cache: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    # Human fallback: REFER to staff_uri when both are set, else (or on failure) a callback.
+    transfer: Transfer | None = None
+    staff_uri: SipUri | None = None
+    transfer_timeout_s: float = 30.0
+    callback_minutes: int = 15
+    callbacks: CallbackScheduler | None = None
 
     def warm(self) -> None:
         """Load models and pre-synthesise the greeting so the first word comes at once."""
@@ -78,6 +94,12 @@ class CallSession:
         self.endpointer = Endpointer(EndpointConfig(end_silence_ms=policy.endpoint_silence_ms))
         self._utterances: asyncio.Queue[tuple[Utterance, float]] = asyncio.Queue()
         self._busy = True  # the greeting plays first
+        self.barge_in = BargeInDetector(BargeInConfig.from_sensitivity(policy.barge_in_sensitivity))
+        self._interrupting = False  # endpointing an utterance that cut the agent off
+        self._cut = False  # the current turn was interrupted: its remaining prompts are dropped
+        self.interruptions = 0
+        self.handover: HandoverSummary | None = None
+        self.transfer_result: TransferResult | None = None
 
     async def run(self) -> None:
         with log_context(tenant_id=self.deps.tenant_id, device_id=self.deps.device_id,
@@ -93,7 +115,8 @@ class CallSession:
 
     async def _converse(self) -> None:
         while not self.media.closed.is_set():
-            self._busy = False
+            if self._utterances.empty():  # a barge-in may have queued the next one already
+                self._busy = False
             getter = asyncio.create_task(self._utterances.get())
             closed = asyncio.create_task(self.media.closed.wait())
             done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -116,22 +139,44 @@ class CallSession:
                 return
 
     async def _listen(self) -> None:
-        """Endpoint caller audio while the agent is idle; queue each finished utterance."""
+        """Endpoint caller audio while the agent is idle or being interrupted; queue utterances."""
         async for frame in self.media.frames():
-            if self._busy or self.media.playing:
+            playing = self.media.playing
+            if self.barge_in.feed(frame, playing) and playing and not self._interrupting:
+                self._barge_in()
+                continue
+            if playing or (self._busy and not self._interrupting):
                 self.endpointer.reset()
                 continue
             utt = self.endpointer.feed(frame)
             if utt is not None:
-                self._busy = True
+                self._busy, self._interrupting = True, False
                 self._utterances.put_nowait((utt, time.monotonic()))
+
+    def _barge_in(self) -> None:
+        """The caller talks over the agent: silence it and endpoint from the speech onset."""
+        self.media.stop_playback()
+        self._interrupting = self._cut = True
+        self.interruptions += 1
+        self.endpointer.reset()
+        utt = None
+        for held in self.barge_in.onset():
+            utt = self.endpointer.feed(held) or utt
+        log.info("caller barged in", extra=fields(threshold_db=round(self.barge_in.threshold_db, 1)))
+        if utt is not None:  # cannot happen with sane configs; never lose an utterance
+            self._busy, self._interrupting = True, False
+            self._utterances.put_nowait((utt, time.monotonic()))
 
     async def _perform(self, actions: list[Action], ended_at: float | None) -> bool:
         """Carry out dialog actions in order; True when the call should end."""
         queue = list(actions)
+        self._cut = False
         while queue:
             action = queue.pop(0)
             if isinstance(action, Say):
+                if self._cut:  # the caller interrupted this turn: they are not listening
+                    log.info("prompt dropped after barge-in", extra=fields(prompt=action.prompt))
+                    continue
                 await self._say(action, ended_at)
                 ended_at = None  # latency counts to the first words of a turn
             elif isinstance(action, CallTool):
@@ -139,10 +184,7 @@ class CallSession:
                                                  self.call.caller, self.deps.clock())
                 queue[:0] = self.dialog.on_tool_result(result, self.deps.clock())
             elif isinstance(action, Handoff):
-                log.warning("handoff requested", extra=fields(reason=action.reason))
-                if action.call is not None:  # recorded for staff; the SIP REFER comes later
-                    await asyncio.to_thread(self.deps.tools.run, action.call, self.call.caller,
-                                            self.deps.clock())
+                await self._hand_over(action)
             elif isinstance(action, Hangup):
                 log.info("agent hangs up", extra=fields(reason=action.reason))
                 return True
@@ -154,5 +196,43 @@ class CallSession:
         self.deps.store.record_turn(self.call.call_id, "agent", say.text, self.deps.clock(), latency_ms)
         log.info("agent says", extra=fields(text=say.text, prompt=say.prompt,
                                             turn_latency_ms=latency_ms and round(latency_ms)))
+        if sentences:
+            self.barge_in.start_prompt(speech_level_db(np.concatenate(sentences)))
         plays = [asyncio.create_task(self.media.play(s)) for s in sentences]
         await asyncio.gather(*plays)
+
+    async def _hand_over(self, handoff: Handoff) -> None:
+        """Summarise the call for staff, REFER it to the staff line if one is set, else (or
+        if that fails) record a callback, arm its reminder and tell the caller when."""
+        log.warning("handoff requested", extra=fields(reason=handoff.reason))
+        notes = dict(handoff.call.args.get("summary") or {}) if handoff.call is not None else {}
+        summary = self.handover = build_summary(
+            call_id=self.call.call_id, caller=self.call.caller, reason=handoff.reason,
+            turns=self.deps.store.turns(self.call.call_id), notes=notes, at=self.deps.clock())
+        deps = self.deps
+        if deps.transfer is not None and deps.staff_uri is not None and not self.media.closed.is_set():
+            await self.media.drain()  # let the escalation prompt finish before the line moves
+            result = self.transfer_result = await deps.transfer(self.call.call_id, deps.staff_uri,
+                                                                deps.transfer_timeout_s)
+            if result.transferred:
+                await self._record("handoff.transfer", {"reason": handoff.reason,
+                                                        "summary": summary.fields()})
+                return
+        when = deps.clock() + timedelta(minutes=deps.callback_minutes)
+        notes_out = summary.fields()
+        if self.transfer_result is not None:
+            notes_out["transfer"] = self.transfer_result.outcome.value
+        done = await self._record("callback.schedule", {"reason": handoff.reason,
+                                                        "summary": notes_out, "not_before": when})
+        if done.ok and done.result and deps.callbacks is not None:
+            deps.callbacks.schedule(str(done.result["follow_up_id"]), when)
+        await self._say(Say(f"A member of our staff will call you back in about "
+                            f"{deps.callback_minutes} minutes.", "callback_eta"), None)
+
+    async def _record(self, tool: str, args: dict[str, object]) -> ToolResult:
+        """Run a follow-up tool (recorded in the follow_ups table with the handover notes)."""
+        result = await asyncio.to_thread(self.deps.tools.run, tool_call(tool, args, self.correlation),
+                                         self.call.caller, self.deps.clock())
+        if not result.ok:
+            log.error("follow-up not recorded", extra=fields(tool=tool, error=str(result.error)))
+        return result

@@ -11,8 +11,10 @@ from appliance.dialog.order_tools import OrderTools
 from appliance.store import LocalStore
 from appliance.voice.asr_whisper import WhisperAsr
 from appliance.voice.call_session import CallSession, VoiceDeps
+from appliance.voice.callbacks import CallbackScheduler
 from appliance.voice.sip_access import InboundAccess
 from appliance.voice.sip_agent import CallInfo, MediaChannel, SipAgent
+from appliance.voice.sip_refer import staff_uri
 from appliance.voice.sip_register import RegisterClient, RegisterSettings
 from appliance.voice.sip_transaction import advertised_address
 from appliance.voice.tts_piper import PiperTts
@@ -29,6 +31,9 @@ def build_deps(identity: BoxIdentity, cfg: VoiceConfig) -> VoiceDeps:
         blueprint=blueprint, asr=WhisperAsr(threads=cfg.asr_threads), tts=PiperTts(), store=store,
         tools=OrderTools(store, blueprint, identity.tenant_id, identity.device_id),
         tenant_id=identity.tenant_id, device_id=identity.device_id,
+        staff_uri=staff_uri(cfg.staff_sip_uri) if cfg.staff_sip_uri else None,
+        transfer_timeout_s=cfg.transfer_timeout_s, callback_minutes=cfg.callback_minutes,
+        callbacks=CallbackScheduler(),
     )
 
 
@@ -42,6 +47,11 @@ async def serve_voice(identity: BoxIdentity, cfg: VoiceConfig, stop: asyncio.Eve
     agent = SipAgent(cfg.sip_host, cfg.sip_port, cfg.sip_users, on_call,
                      rtp_host=cfg.rtp_host, max_calls=cfg.max_calls, access=inbound_access(cfg))
     await agent.start()
+    deps.transfer = agent.transfer
+    callbacks = deps.callbacks
+    if callbacks is not None:
+        callbacks.start()
+        callbacks.rearm(deps.tools.book.follow_ups())  # callbacks promised before a restart
     registration = register_client(cfg, agent)
     if registration is not None:
         registration.start()
@@ -54,6 +64,8 @@ async def serve_voice(identity: BoxIdentity, cfg: VoiceConfig, stop: asyncio.Eve
         if registration is not None:
             await registration.stop()  # unregister while the socket is still open
         await agent.stop()
+        if callbacks is not None:
+            callbacks.stop()
         deps.store.close()
 
 

@@ -43,23 +43,24 @@ from appliance.voice.sip_dialog import (
     transaction_key,
 )
 from appliance.voice.sip_message import SipRequest, SipResponse
+from appliance.voice.sip_refer import ReferTracker, TransferOutcome, TransferResult, refer_request
 from appliance.voice.sip_transaction import (
     Address,
     SipTransactionLayer,
     advertised_address,
     warning_header,
 )
+from appliance.voice.sip_uri import SipUri, format_host
 from appliance.voice.sip_uri import Via as ViaHop
-from appliance.voice.sip_uri import format_host
 from sync.ids import new_id
 from sync.structured_log import fields, log_context
 
-__all__ = ["CallHandler", "CallInfo", "MediaChannel", "SipAgent"]
+__all__ = ["CallHandler", "CallInfo", "MediaChannel", "SipAgent", "TransferResult"]
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
-NOT_ALLOWED = frozenset({"REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "INFO", "UPDATE", "PRACK",
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY"
+NOT_ALLOWED = frozenset({"REGISTER", "SUBSCRIBE", "MESSAGE", "INFO", "UPDATE", "PRACK",
                          "REFER", "PUBLISH"})
 
 
@@ -144,6 +145,7 @@ class SipAgent(SipTransactionLayer):
         self._answer_after_s, self._stop_grace_s = answer_after_s, stop_grace_s
         self._calls: dict[tuple[str, str], _Call] = {}
         self._byes: dict[str, _Call] = {}
+        self._refers = ReferTracker()
 
     @property
     def active_calls(self) -> int:
@@ -176,7 +178,8 @@ class SipAgent(SipTransactionLayer):
 
     def _on_request(self, request: SipRequest, source: Address) -> None:
         route = {"INVITE": self._on_invite, "ACK": self._on_ack, "BYE": self._on_bye,
-                 "CANCEL": self._on_cancel, "OPTIONS": self._on_options}.get(request.method)
+                 "CANCEL": self._on_cancel, "OPTIONS": self._on_options,
+                 "NOTIFY": self._on_notify}.get(request.method)
         if route is not None:
             route(request, source)
         elif request.method in NOT_ALLOWED:
@@ -287,8 +290,34 @@ class SipAgent(SipTransactionLayer):
             self._final(tx, call.invite, call.remote, 487, tag)
             self._end(call, "cancelled by caller")
 
+    def _on_notify(self, request: SipRequest, source: Address) -> None:
+        """NOTIFY of a REFER we sent (sipfrag progress); 481 for anything else (RFC 6665)."""
+        call = self._dialog_call(request)
+        known = call is not None and self._refers.on_notify(call.info.call_id, request)
+        self._reply(request, source, 200 if known else 481)
+
+    async def transfer(self, call_id: str, target: SipUri, timeout_s: float) -> TransferResult:
+        """Blind-transfer a call to `target` (from our config) by REFER to the caller's source."""
+        call = next((c for c in self._calls.values() if c.info.call_id == call_id
+                     and c.phase is CallPhase.CONFIRMED), None)
+        if call is None:
+            return TransferResult(TransferOutcome.FAILED)
+        local = advertised_address(self.host, call.remote[0])
+        via = ViaHop("UDP", local, self.port, (("branch", new_branch()), ("rport", None)))
+        data = refer_request(call.dialog, via, self._contact(call), target, self._contact(call)).to_bytes()
+        self._refers.start(call_id, via.branch or "")
+        self._send(data, call.remote)
+        self._spawn(self._retransmit(data, call.remote, lambda: not self._refers.answered(call_id), None))
+        with log_context(call_id=call_id):
+            log.info("transferring call", extra=fields(target=str(target)))
+            result = await self._refers.wait(call_id, timeout_s)
+            log.info("transfer ended", extra=fields(outcome=result.outcome.value, status=result.status))
+        return result
+
     def _on_response(self, response: SipResponse, source: Address) -> None:
         branch = response.vias[0].branch
+        if response.cseq.method == "REFER" and self._refers.on_response(branch, response.status):
+            return
         call = self._byes.get(branch or "")
         if call is not None and response.status >= 200 and response.cseq.method == "BYE":
             self._end(call, f"BYE answered with {response.status}")
