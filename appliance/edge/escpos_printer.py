@@ -12,7 +12,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, tzinfo
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -21,7 +21,12 @@ import serial  # type: ignore[import-untyped]
 from escpos.printer import Dummy  # type: ignore[import-untyped]
 
 from appliance.config import PrinterConfig
-from appliance.edge.ticket_layout import DEFAULT_COLUMNS, TicketLine, layout_ticket
+from appliance.edge.ticket_layout import (
+    DEFAULT_COLUMNS,
+    TicketLine,
+    layout_slip,
+    layout_ticket,
+)
 from appliance.edge.ticket_printer import (
     DLE_EOT,
     STATUS_OFFLINE_CAUSE,
@@ -197,8 +202,15 @@ class EscposTicketPrinter:
 
     def print_ticket(self, order: Order) -> None:
         """Send the order's ticket and confirm with a status query that it went through."""
+        self._send(lambda: layout_ticket(order, self._tz, self._columns))
+
+    def print_slip(self, title: str, lines: list[str], at: datetime) -> None:
+        """Send a slip that is not an order (a handover summary), confirmed like a ticket."""
+        self._send(lambda: layout_slip(title, lines, at, self._tz, self._columns))
+
+    def _send(self, layout: Callable[[], list[TicketLine]]) -> None:
         try:
-            data = encode_ticket(layout_ticket(order, self._tz, self._columns), self._profile)
+            data = encode_ticket(layout(), self._profile)
         except Exception as exc:  # a ticket we cannot encode will never print: say so, once
             raise PrinterError("printer.encode_failed", repr(exc), retryable=False) from exc
         started = time.monotonic()

@@ -1,4 +1,4 @@
-"""What a kitchen ticket says and how each line looks, decided without touching a printer.
+"""What a kitchen ticket (or slip) says and how each line looks, decided without touching a printer.
 
 A cook reads the ticket at arm's length in a hot kitchen: the order number is printed
 double size, every item bold and tall, and every negation ("NO ONIONS", "NO EXTRA CHEESE",
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Literal
 
 from sync.contracts.order import LineModifier, Order, OrderLine
@@ -131,6 +131,25 @@ def layout_ticket(order: Order, tz: tzinfo, columns: int = DEFAULT_COLUMNS) -> l
         TicketLine(order.order_id, align="center"),
     ]
     return lines
+
+
+def layout_slip(title: str, lines: list[str], at: datetime, tz: tzinfo,
+                columns: int = DEFAULT_COLUMNS) -> list[TicketLine]:
+    """A slip that is not an order (a handover summary): the title shouted like an order
+    number, the time it was queued in `tz`, the first line (who to call) bold and tall."""
+    if columns < 16:
+        raise ValueError("a slip needs at least 16 columns")
+    out = [TicketLine(t, bold=True, double=True, align="center")
+           for t in _wrap(title.upper(), columns // 2)]
+    out += [TicketLine(at.astimezone(tz).strftime("%H:%M"), bold=True, double=True,
+                       align="center"), _rule(columns)]
+    for index, text in enumerate(lines):
+        if index == 0:
+            out += [TicketLine(t, bold=True, tall=True) for t in _wrap(text, columns, "", "  ")]
+        else:
+            out += [TicketLine(t) for t in _wrap(text, columns, "", "  ")]
+    out.append(_rule(columns))
+    return out
 
 
 def ticket_text(lines: list[TicketLine]) -> str:

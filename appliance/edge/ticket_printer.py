@@ -7,6 +7,7 @@ in the adapter) so the emulator answers exactly what the driver decodes.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -67,6 +68,11 @@ class TicketPrinter(Protocol):
 
     def print_ticket(self, order: Order) -> None:
         """Print the order's ticket and return once the printer took it; else PrinterError."""
+        ...
+
+    def print_slip(self, title: str, lines: list[str], at: datetime) -> None:
+        """Print a slip that is no order (`title` big, then `lines`, queued at `at`); else
+        PrinterError, as for a ticket."""
         ...
 
     def status(self) -> PrinterState:

@@ -1,7 +1,8 @@
 """voxeron-setup: the box's touchscreen UI and local API (Litestar: the one module using it).
 
 The skeleton shows what an owner checks first: is the box answering, what did callers
-order, and did the kitchen ticket print. Configuration screens come with later issues.
+order, did the kitchen ticket print, and which callers wait for a person (with the
+handover summary). Configuration screens come with later issues.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from litestar.datastructures import State
 
 from appliance.config import BoxIdentity, SetupConfig
 from appliance.store import LocalStore
+from appliance.store.reservations import FollowUp, ReservationBook
 from sync.structured_log import bind, setup_logging
 
 
@@ -35,6 +37,36 @@ async def api_orders(state: State) -> list[dict[str, object]]:
     for o in store.orders(50):
         out.append({**o.model_dump(mode="json"), "ticket": store.action_status(o.order_id)})
     return out
+
+
+_LABELS = {"intent": "Wanted", "cart": "So far", "heard": "Heard", "transfer": "Transfer"}
+
+
+def summary_lines(fu: FollowUp) -> list[str]:
+    """The follow-up's handover notes as short labelled lines, known notes first."""
+    keys = [k for k in _LABELS if k in fu.summary]
+    keys += sorted(k for k in fu.summary if k not in _LABELS and k not in ("reason", "caller"))
+    return [f"{_LABELS.get(k, k.replace('_', ' ').capitalize())}: {fu.summary[k]}"
+            for k in keys if fu.summary[k]]
+
+
+@get("/api/follow-ups")
+async def api_follow_ups(state: State) -> list[dict[str, object]]:
+    """Pending transfers and callbacks, oldest first, each with its summary lines."""
+    book: ReservationBook = state.book
+    return [{**fu.model_dump(mode="json"), "lines": summary_lines(fu)}
+            for fu in book.follow_ups("pending")]
+
+
+def _follow_up_rows(book: ReservationBook) -> str:
+    rows = []
+    for fu in book.follow_ups("pending"):
+        lines = "<br>".join(html.escape(line) for line in summary_lines(fu))
+        rows.append(
+            f"<tr><td>{html.escape(fu.kind)}</td><td>{html.escape(fu.phone or 'unknown')}</td>"
+            f"<td>{html.escape(fu.reason)}</td><td>{fu.created_at:%H:%M}</td><td>{lines}</td></tr>"
+        )
+    return "".join(rows)
 
 
 @get("/", media_type=MediaType.HTML)
@@ -64,15 +96,23 @@ table{{border-collapse:collapse}}tr:nth-child(even){{background:#eee}}</style></
 <h1>Voxeron box</h1><p>Device {html.escape(ident.device_id)} &middot; tenant
 {html.escape(ident.tenant_id)} &middot; waiting to sync: {store.outbox_depth()}</p>
 <h2>Orders</h2><table id="orders"><tr><th>No.</th><th>Time</th><th>Items</th><th>Total</th>
-<th>Ticket</th></tr>{''.join(rows)}</table><h2>Recent calls</h2>{''.join(calls)}</body></html>"""
+<th>Ticket</th></tr>{''.join(rows)}</table><h2>Waiting for staff</h2>
+<table id="follow-ups"><tr><th>Kind</th><th>Caller</th><th>Reason</th><th>Time</th>
+<th>Summary</th></tr>{_follow_up_rows(state.book)}</table><h2>Recent calls</h2>{''.join(calls)}</body></html>"""
 
 
 def create_app(identity: BoxIdentity, db_path: Path | None = None) -> Litestar:
     store = LocalStore(db_path or identity.db_path)
+    book = ReservationBook(store)
+
+    def close() -> None:
+        book.close()
+        store.close()
+
     return Litestar(
-        route_handlers=[healthz, api_orders, index],
-        state=State({"store": store, "identity": identity}),
-        on_shutdown=[lambda: store.close()],
+        route_handlers=[healthz, api_orders, api_follow_ups, index],
+        state=State({"store": store, "book": book, "identity": identity}),
+        on_shutdown=[close],
     )
 
 

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import sqlite_utils
 
+from appliance.store import print_slips
 from appliance.store.migrations import migrate
+from appliance.store.print_slips import PrintSlip
 from sync.contracts.errors import Correlation
 from sync.contracts.events import EventData, EventEnvelope, OrderSubmitted, TicketPrinted
 from sync.contracts.order import Order, OrderLine
@@ -179,6 +181,33 @@ class LocalStore:
             "UPDATE actions SET status = 'pending', last_error = ?, updated_at = ? "
             "WHERE action_id = ? AND status = 'in_flight'", (error, _iso(now), job.action_id),
         )
+
+    def queue_slip(self, *, kind: str, title: str, lines: list[str], idempotency_key: str,
+                   now: datetime, call_id: str | None = None) -> tuple[PrintSlip, bool]:
+        """Queue a non-order slip for the kitchen printer once per key: (slip, created)."""
+        with self._transaction() as conn:
+            return print_slips.queue(conn, kind=kind, title=title, lines=lines,
+                                     idempotency_key=idempotency_key, now=now, call_id=call_id)
+
+    def claim_slips(self, now: datetime, limit: int = 10) -> list[PrintSlip]:
+        """Move pending (or abandoned in-flight) slips to in_flight and return them."""
+        with self._transaction() as conn:
+            return print_slips.claim(conn, now, limit)
+
+    def complete_slip(self, slip: PrintSlip, now: datetime) -> bool:
+        """Mark a slip printed; False if it was already done."""
+        with self._transaction() as conn:
+            return print_slips.complete(conn, slip.slip_id, now)
+
+    def fail_slip(self, slip: PrintSlip, error: str, now: datetime) -> None:
+        """Return a slip to pending with the error kept for the setup UI and alerts."""
+        with self._transaction() as conn:
+            print_slips.fail(conn, slip.slip_id, error, now)
+
+    def slips(self, status: str = "pending", limit: int = 50) -> list[PrintSlip]:
+        """Slips in a status, oldest first."""
+        with self._lock:
+            return print_slips.by_status(self._conn, status, limit)
 
     def action_status(self, order_id: str, kind: str = "print_ticket") -> str | None:
         rows = self._query(

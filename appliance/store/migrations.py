@@ -91,6 +91,25 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX follow_ups_pending ON follow_ups(status, created_at);
     """,
+    # 4: slips: kitchen-printer jobs that belong to no order (warm handover summaries),
+    # queued once per idempotency key and drained by the print agent after the tickets.
+    """
+    CREATE TABLE print_slips (
+        slip_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        call_id TEXT,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        lines TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'in_flight', 'succeeded')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX print_slips_pending ON print_slips(status, created_at);
+    """,
 )
 
 

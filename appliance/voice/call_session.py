@@ -203,7 +203,8 @@ class CallSession:
 
     async def _hand_over(self, handoff: Handoff) -> None:
         """Summarise the call for staff, REFER it to the staff line if one is set, else (or
-        if that fails) record a callback, arm its reminder and tell the caller when."""
+        if that fails) record a callback, arm its reminder and tell the caller when; either
+        way the summary is queued as a slip for the kitchen printer."""
         log.warning("handoff requested", extra=fields(reason=handoff.reason))
         notes = dict(handoff.call.args.get("summary") or {}) if handoff.call is not None else {}
         summary = self.handover = build_summary(
@@ -217,6 +218,7 @@ class CallSession:
             if result.transferred:
                 await self._record("handoff.transfer", {"reason": handoff.reason,
                                                         "summary": summary.fields()})
+                self._queue_slip("HANDOVER", summary.lines())
                 return
         when = deps.clock() + timedelta(minutes=deps.callback_minutes)
         notes_out = summary.fields()
@@ -226,8 +228,21 @@ class CallSession:
                                                         "summary": notes_out, "not_before": when})
         if done.ok and done.result and deps.callbacks is not None:
             deps.callbacks.schedule(str(done.result["follow_up_id"]), when)
+        promised = [f"Promised: call back in about {deps.callback_minutes} minutes"]
+        if self.transfer_result is not None:
+            promised.append(f"Transfer: {self.transfer_result.outcome.value}")
+        self._queue_slip("CALL BACK", summary.lines() + promised)
         await self._say(Say(f"A member of our staff will call you back in about "
                             f"{deps.callback_minutes} minutes.", "callback_eta"), None)
+
+    def _queue_slip(self, title: str, lines: list[str]) -> None:
+        """Queue the handover slip for the kitchen printer, once per call."""
+        try:
+            self.deps.store.queue_slip(kind="handover", title=title, lines=lines,
+                                       idempotency_key=f"{self.call.call_id}:handover",
+                                       now=self.deps.clock(), call_id=self.call.call_id)
+        except Exception:  # the follow-up is recorded; a lost slip must not drop the call
+            log.exception("handover slip not queued")
 
     async def _record(self, tool: str, args: dict[str, object]) -> ToolResult:
         """Run a follow-up tool (recorded in the follow_ups table with the handover notes)."""

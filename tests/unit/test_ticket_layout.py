@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from appliance.edge.ticket_layout import TicketLine, item_text, layout_ticket, ticket_text
+from appliance.edge.ticket_layout import (
+    TicketLine,
+    item_text,
+    layout_slip,
+    layout_ticket,
+    ticket_text,
+)
 from sync.contracts.order import LineModifier, Order, OrderLine
 
 AMSTERDAM_WINTER = timezone(timedelta(hours=1))
@@ -143,3 +149,17 @@ def test_a_style_the_name_already_says_is_not_repeated() -> None:
                      quantity=1, unit_price_cents=1699, styles=["thin crust"])
     texts = ticket_text(layout_ticket(_order(lines=[line]), UTC)).splitlines()
     assert "1x LARGE THIN CRUST PIZZA" in texts and "  THIN CRUST" not in texts
+
+
+def test_handover_slip_shouts_the_title_and_leads_with_who_to_call() -> None:
+    heard = 'Heard: "' + "a large pepperoni without onions and " * 3 + '"'
+    lines = layout_slip("Call back", ["CALL BACK / TRANSFER: +31201234567",
+                                      "Why: caller asked for a person", heard],
+                        datetime(2025, 1, 10, 18, 7, tzinfo=UTC), AMSTERDAM_WINTER, columns=42)
+
+    assert lines[0] == TicketLine("CALL BACK", bold=True, double=True, align="center")
+    assert lines[1] == TicketLine("19:07", bold=True, double=True, align="center")
+    assert lines[3] == TicketLine("CALL BACK / TRANSFER: +31201234567", bold=True, tall=True)
+    assert lines[4].text == "Why: caller asked for a person" and not lines[4].bold
+    assert all(len(line.text) <= 42 for line in lines)
+    assert "without onions" in ticket_text(lines) and lines[-1].text == "-" * 42
