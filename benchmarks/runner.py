@@ -7,6 +7,7 @@ import importlib
 BENCHMARKS = {
     "turns": "benchmarks.turn_latency",
     "nlu": "benchmarks.nlu",
+    "voice": "benchmarks.voice",
 }
 
 
