@@ -113,6 +113,9 @@ def create_app(identity: BoxIdentity, db_path: Path | None = None) -> Litestar:
         route_handlers=[healthz, api_orders, api_follow_ups, index],
         state=State({"store": store, "book": book, "identity": identity}),
         on_shutdown=[close],
+        # Our JSON logs are set up per process; Litestar's default would add a second,
+        # plain-text root handler (and leak into every later test's stderr).
+        logging_config=None,
     )
 
 
