@@ -190,9 +190,9 @@ def verify(stack: Stack, timeout: float = 30.0) -> dict[str, object]:
                 result["order"] = order
                 printed = sorted(stack.tickets.glob("ticket-*.txt"))
                 result["ticket_file"] = printed[-1] if printed else None
+                # The ticket's footer carries the order id: match on it, not on the number.
                 result["ticket"] = store.action_status(order.order_id) == "succeeded" and any(
-                    f"#{order.number}" in p.read_text() or f"{order.number}" in p.read_text()
-                    for p in printed
+                    order.order_id in p.read_text() for p in printed
                 )
                 cloud = _get_json(f"http://127.0.0.1:{stack.cloud_port}/api/v1/orders/{order.order_id}")
                 result["cloud"] = bool(cloud and cloud.get("order_id", cloud.get("order", {}).get("order_id")) == order.order_id)
