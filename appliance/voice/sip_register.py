@@ -246,6 +246,9 @@ class RegisterClient:
         self.machine: Registration | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # A flag as well as cancel(): on Python 3.11 wait_for can swallow a cancellation that
+        # races with the wake event, and the loop would then sleep on through stop().
+        self._stopping = False
 
     def start(self) -> None:
         """Begin registering now; responses arrive through the agent's response listeners."""
@@ -258,8 +261,10 @@ class RegisterClient:
         """Unregister (waits up to `timeout_s` for the registrar), then stop the timers."""
         if self.machine is None or self._task is None:
             return
+        self._stopping = True
+        self._wake.set()
         self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.wait({self._task}, timeout=1.0)
         loop = asyncio.get_running_loop()
         self._emit(self.machine.stop(loop.time()))
         deadline = loop.time() + timeout_s
@@ -294,7 +299,7 @@ class RegisterClient:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         assert self.machine is not None
-        while True:
+        while not self._stopping:
             self._wake.clear()
             wake = self.machine.wakeup
             if wake is None:
