@@ -9,6 +9,9 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
+from appliance.voice.g711 import codec_for
+from appliance.voice.rtp import RtpEndpoint, RtpPeer
+from appliance.voice.sdp import negotiate_audio, parse_sdp
 from appliance.voice.sip_agent import CallInfo, MediaChannel, SipAgent
 from appliance.voice.sip_message import SipRequest, SipResponse, parse_message
 
@@ -93,6 +96,20 @@ class Phone:
     def close(self) -> None:
         self.sip.close()
         self.rtp.close()
+
+
+async def answered_call(agent_port: int) -> tuple[Phone, RtpEndpoint, SipResponse]:
+    """Call the agent with a PCMU offer from a real RTP endpoint; returns once the call is up
+    (200 acknowledged) and our RTP is aimed at the agent's answer."""
+    phone = Phone(agent_port)
+    ours = await RtpEndpoint.open("127.0.0.1", codec_for("PCMU", 0), RtpPeer(None, 0, "127.0.0.1"),
+                                  comfort_silence=True)
+    phone.send(phone.request("INVITE", body=phone.sdp(port=ours.local_port)))
+    ok = await phone.expect(200)
+    phone.ack(ok)
+    plan = negotiate_audio(parse_sdp(ok.body))
+    ours.set_peer(RtpPeer(plan.remote_address, plan.remote_port, "127.0.0.1"))
+    return phone, ours, ok
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> bool:

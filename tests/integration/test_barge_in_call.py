@@ -17,12 +17,9 @@ from appliance.dialog.order_tools import BoxTools
 from appliance.store import LocalStore
 from appliance.voice.asr_whisper import Transcript
 from appliance.voice.call_session import CallSession, VoiceDeps
-from appliance.voice.g711 import codec_for
-from appliance.voice.rtp import RtpEndpoint, RtpPeer
-from appliance.voice.sdp import negotiate_audio, parse_sdp
 from appliance.voice.sip_agent import CallInfo, MediaChannel, SipAgent
 from blueprints.engine import compose_builtin
-from tests.integration.sip_phone import Phone, eventually, run, tone
+from tests.integration.sip_phone import answered_call, eventually, run, tone
 from voxeron.caller_script import frame_dbfs
 
 GREETING_S = 8.0
@@ -77,14 +74,7 @@ def test_caller_talking_over_the_greeting_stops_it_and_is_understood(tmp_path: P
         await session.run()
 
     async def scenario(agent: SipAgent) -> None:
-        phone = Phone(agent.port)
-        ours = await RtpEndpoint.open("127.0.0.1", codec_for("PCMU", 0), RtpPeer(None, 0, "127.0.0.1"),
-                                      comfort_silence=True)
-        phone.send(phone.request("INVITE", body=phone.sdp(port=ours.local_port)))
-        ok = await phone.expect(200)
-        phone.ack(ok)
-        plan = negotiate_audio(parse_sdp(ok.body))
-        ours.set_peer(RtpPeer(plan.remote_address, plan.remote_port, "127.0.0.1"))
+        phone, ours, ok = await answered_call(agent.port)
         voiced: list[float] = []  # loop time of every agent frame with sound
         loop = asyncio.get_running_loop()
 

@@ -21,14 +21,11 @@ from appliance.store import LocalStore
 from appliance.voice.asr_whisper import Transcript
 from appliance.voice.call_session import CallSession, VoiceDeps
 from appliance.voice.callbacks import CallbackScheduler
-from appliance.voice.g711 import codec_for
-from appliance.voice.rtp import RtpEndpoint, RtpPeer
-from appliance.voice.sdp import negotiate_audio, parse_sdp
 from appliance.voice.sip_agent import CallInfo, MediaChannel, SipAgent
 from appliance.voice.sip_message import SipRequest, SipResponse, build_response
 from appliance.voice.sip_refer import TransferOutcome, staff_uri
 from blueprints.engine import compose_builtin
-from tests.integration.sip_phone import Phone, eventually, run, tone, udp
+from tests.integration.sip_phone import Phone, answered_call, eventually, run, tone, udp
 from voxeron.caller_script import frame_dbfs
 
 LINES = ["a large pepperoni pizza", "can I talk to a real person please"]
@@ -92,14 +89,7 @@ def call_with_handover(tmp_path: Path, on_refer: str) -> tuple[LocalStore, BoxTo
     async def scenario(agent: SipAgent) -> None:
         deps.transfer = agent.transfer
         callbacks.start()
-        phone = Phone(agent.port)
-        ours = await RtpEndpoint.open("127.0.0.1", codec_for("PCMU", 0), RtpPeer(None, 0, "127.0.0.1"),
-                                      comfort_silence=True)
-        phone.send(phone.request("INVITE", body=phone.sdp(port=ours.local_port)))
-        ok = await phone.expect(200)
-        phone.ack(ok)
-        plan = negotiate_audio(parse_sdp(ok.body))
-        ours.set_peer(RtpPeer(plan.remote_address, plan.remote_port, "127.0.0.1"))
+        phone, ours, ok = await answered_call(agent.port)
         loop = asyncio.get_running_loop()
         heard: list[float] = []
 
