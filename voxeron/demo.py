@@ -195,7 +195,7 @@ def verify(stack: Stack, timeout: float = 30.0) -> dict[str, object]:
                     order.order_id in p.read_text() for p in printed
                 )
                 cloud = _get_json(f"http://127.0.0.1:{stack.cloud_port}/api/v1/orders/{order.order_id}")
-                result["cloud"] = bool(cloud and cloud.get("order_id", cloud.get("order", {}).get("order_id")) == order.order_id)
+                result["cloud"] = bool(cloud and cloud.get("order_id") == order.order_id)
                 result["cloud_doc"] = cloud
                 if result["ticket"] and result["cloud"]:
                     break
