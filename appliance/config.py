@@ -10,7 +10,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from appliance.voice.sip_refer import staff_uri
@@ -30,6 +30,19 @@ class BoxIdentity(BaseSettings):
         return self.data_dir / "box.sqlite3"
 
 
+class WebCallConfig(BaseSettings):
+    """The setup UI's WebRTC test call (docs: README "Test call from the touchscreen"):
+    voxeron-voice answers offers on 127.0.0.1:port, forwarded there by voxeron-setup."""
+
+    model_config = SettingsConfigDict(env_prefix="VOXERON_TEST_CALL_")
+
+    enabled: bool = True
+    port: int = Field(default=8091, ge=1, le=65535)
+    # Only the box's own browser may start one (like SIP, loopback by default): a test call
+    # places a real order. True lets other machines' browsers (over HTTPS) do it too.
+    remote: bool = False
+
+
 class VoiceConfig(BaseSettings):
     """SIP user agent and speech settings of voxeron-voice."""
 
@@ -40,9 +53,19 @@ class VoiceConfig(BaseSettings):
     rtp_host: str = "0.0.0.0"
     sip_users: list[str] = Field(default_factory=lambda: ["order", "voxeron"])
     max_calls: int = Field(default=2, ge=1)
+    test_call: WebCallConfig = Field(default_factory=WebCallConfig)  # VOXERON_TEST_CALL_*
     tenant_overlay: str = "demo_pizza"
     sector: str = "restaurant_orders"
     asr_threads: int = Field(default=2, ge=1)
+    # Speech models from appliance.voice.speech_models; ones shipped in parts are assembled
+    # under models_dir (also where `voxeron models pull` puts them).
+    asr_model: Literal["whisper-tiny.en", "whisper-base"] = "whisper-tiny.en"
+    models_dir: Path = Path("var/box/models")
+    # Vendor routing (appliance/voice/routing.py): Whisper runs in a worker process per engine
+    # so a crash fails over instead of ending the call; decode while the caller speaks.
+    asr_isolation: bool = True
+    asr_speculation: bool = True
+    asr_speculation_max_calls: int = Field(default=2, ge=0)  # more calls at once: final only
     # Inbound access (docs/telephony.md): trusted source networks call straight in; any
     # other source must pass digest auth as one of sip_auth_users, or is refused (403).
     sip_allow_from: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
@@ -61,6 +84,12 @@ class VoiceConfig(BaseSettings):
     staff_sip_uri: str | None = None
     transfer_timeout_s: float = Field(default=30.0, gt=0, le=300)
     callback_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # SIP transport and calls (docs/telephony.md): TCP listens on sip_port next to UDP;
+    # past max_calls a call gets 486, or 302 to staff_sip_uri with overflow_to_staff.
+    sip_tcp: bool = False
+    overflow_to_staff: bool = False
+    session_min_se_s: int = Field(default=90, ge=90, le=86400)
+    hold_timeout_s: float = Field(default=300.0, gt=0, le=3600)
 
     @field_validator("sip_allow_from")
     @classmethod
@@ -78,6 +107,13 @@ class VoiceConfig(BaseSettings):
         if v:
             staff_uri(v)
         return v or None
+
+    @field_validator("overflow_to_staff")
+    @classmethod
+    def _overflow(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and not info.data.get("staff_sip_uri"):
+            raise ValueError("overflow_to_staff needs staff_sip_uri (where busy calls go)")
+        return v
 
     @field_validator("sip_registrar")
     @classmethod
@@ -117,6 +153,11 @@ class PrinterConfig(BaseSettings):
     url: str = "tcp://127.0.0.1:9100"
     name: str = "kitchen"
     poll_s: float = Field(default=0.2, gt=0)
+    # A ticket that failed this many times while the printer said it was ready is dead
+    # lettered (alert + ticket.failed); a printer that is not ready never counts.
+    dead_letter_after: int = Field(default=6, ge=1)
+    retry_base_s: float = Field(default=2.0, gt=0)
+    retry_cap_s: float = Field(default=120.0, gt=0)
 
     @field_validator("url")
     @classmethod
@@ -137,6 +178,15 @@ class SyncConfig(BaseSettings):
     mqtt_key_file: str | None = None
     ack_timeout_s: float = Field(default=10.0, gt=0)
     health_interval_s: float = Field(default=30.0, gt=0)
+    # Desired state and reconciliation: up/reported at least this often, with day figures
+    # for the last report_days UTC days.
+    report_interval_s: float = Field(default=60.0, gt=0)
+    report_days: int = Field(default=2, ge=1, le=31)
+    # Disk upkeep: alert (alert=disk_low) below disk_low_bytes free on the data disk; acked
+    # outbox rows older than outbox_retention_days are pruned (unacked rows never are).
+    disk_low_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
+    outbox_retention_days: float = Field(default=7.0, gt=0)
+    prune_interval_s: float = Field(default=3600.0, gt=0)
 
 
 class SetupConfig(BaseSettings):
@@ -146,3 +196,4 @@ class SetupConfig(BaseSettings):
 
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
+    test_call: WebCallConfig = Field(default_factory=WebCallConfig)  # VOXERON_TEST_CALL_*

@@ -17,9 +17,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 from pydantic import ValidationError
 
-from appliance.config import BoxIdentity, SyncConfig
+from appliance.config import BoxIdentity, SyncConfig, VoiceConfig
+from appliance.desired_blueprint import DesiredComposer
 from appliance.outbox_drain import OutboxDrain, Publish
 from appliance.store import LocalStore
+from appliance.sync_downlink import BoxDownlink
 from sync.contracts.messages import Ack, DeviceStatus, Health
 from sync.mqtt_link import BrokerAddress, LastWill, MqttError, MqttLink
 from sync.structured_log import bind, fields, log_context, setup_logging
@@ -87,6 +89,7 @@ class SyncLink:
     def __init__(
         self, store: LocalStore, link: MqttLink, identity: BoxIdentity,
         cfg: SyncConfig | None = None, *, idle_poll_s: float = 0.5,
+        composer: DesiredComposer | None = None,
     ) -> None:
         self.cfg = cfg or SyncConfig()
         self._store = store
@@ -100,6 +103,7 @@ class SyncLink:
         self._health = HealthSchedule(self.cfg.health_interval_s)
         self._firmware = _firmware_version()
         link.subscribe(self._topics.acks, self._on_ack_message, qos=1)
+        self.downlink = BoxDownlink(store, link, identity, self.cfg, self._wake, composer)
 
     # Runs on paho's network thread: hand over and return; never block or touch SQLite here.
     def _on_ack_message(self, topic: str, payload: bytes) -> None:
@@ -134,45 +138,56 @@ class SyncLink:
         """One pass: take acks, announce the box, send what is due; returns seconds to wait."""
         self._take_acks()
         connected = self._link.connected
+        self.downlink.step(connected, now)  # desired state, commands, up/reported, pruning
         if not connected:
             self._health.reset()
         else:
             depth = self._store.outbox_depth()
             if self._health.due(depth, now):
                 self._announce(depth, now)
-        pending = self._store.pending_events(limit=1)
-        decision = self._drain.next_step(pending[0] if pending else None, connected, now)
+        pending = self._store.pending_events(limit=self._drain.window)
+        decision = self._drain.next_step(pending, connected, now)
         if not isinstance(decision, Publish):
             return min(decision.seconds, _MAX_SLEEP_S)
-        event = decision.event
-        with log_context(event_id=event.event_id, order_id=event.correlation.order_id):
+        first, last = decision.events[0], decision.events[-1]
+        span = fields(seq=first.seq, last_seq=last.seq, count=len(decision.events),
+                      attempt=decision.attempt)
+        # One connection, in seq order. No waiting for PUBACKs: OutboxDrain's window bounds
+        # what is outstanding, and the cloud's ack (or its timeout) is what counts.
+        with log_context(event_id=first.event_id, order_id=first.correlation.order_id):
             try:
-                self._link.publish(self._topics.events, event, qos=1,
-                                   timeout=self.cfg.ack_timeout_s)
+                self._link.publish_many([(self._topics.events, e) for e in decision.events],
+                                        qos=1, timeout=self.cfg.ack_timeout_s, wait=False)
             except MqttError as exc:
                 delay = self._drain.publish_failed(time.monotonic())
-                log.warning("publish of event failed, retrying in %.1fs: %s", delay, exc,
-                            extra=fields(seq=event.seq, attempt=decision.attempt))
+                log.warning("publish of events failed, retrying in %.1fs: %s", delay, exc,
+                            extra=span)
                 return min(delay, _MAX_SLEEP_S)
             self._drain.published(decision, time.monotonic())
-            log.info("event published", extra=fields(seq=event.seq, attempt=decision.attempt,
-                                                     type=event.data.type))
+            log.info("events published", extra=span)
         return 0.0
 
     def _take_acks(self) -> None:
+        acks: list[Ack] = []
         while True:
             try:
                 payload = self._acks.get_nowait()
             except queue.Empty:
-                return
+                break
             try:
-                ack = Ack.model_validate_json(payload)
+                acks.append(Ack.model_validate_json(payload))
             except ValidationError as exc:
                 log.error("dropping malformed ack", extra=fields(error=str(exc)[:300]))
-                continue
-            self._apply_ack(ack)
+        if not acks:
+            return
+        for ack in acks:
+            self._log_ack(ack)
+        # All acks that arrived together are marked in one transaction (one fsync).
+        self._store.mark_acked_many([a.event_id for a in acks], datetime.now(UTC))
+        for ack in acks:
+            self._drain.ack_received(ack)
 
-    def _apply_ack(self, ack: Ack) -> None:
+    def _log_ack(self, ack: Ack) -> None:
         with log_context(event_id=ack.event_id):
             if ack.status == "rejected":
                 # Kept acked so one bad event cannot block the queue; the log carries why.
@@ -181,8 +196,6 @@ class SyncLink:
                     seq=ack.seq, error=error))
             else:
                 log.info("event acked", extra=fields(seq=ack.seq, status=ack.status))
-            self._store.mark_acked(ack.event_id, datetime.now(UTC))
-            self._drain.ack_received(ack)
 
     def _announce(self, depth: int, now: float) -> None:
         """Health, with the retained online status again (a reconnect we did not see may
@@ -192,7 +205,8 @@ class SyncLink:
         try:
             self._link.publish(self._topics.status, DeviceStatus(**ids, online=True, at=at),
                                qos=1, retain=True, timeout=self.cfg.ack_timeout_s)
-            health = Health(**ids, at=at, outbox_depth=depth, firmware=self._firmware)
+            health = Health(**ids, at=at, outbox_depth=depth, firmware=self._firmware,
+                            **self.downlink.health_figures(at))
             self._link.publish(self._topics.health, health, qos=1,
                                timeout=self.cfg.ack_timeout_s)
         except MqttError as exc:
@@ -218,7 +232,9 @@ def run_sync(identity: BoxIdentity, cfg: SyncConfig) -> None:
     setup_logging("sync")
     bind(tenant_id=identity.tenant_id, device_id=identity.device_id)
     store = LocalStore(identity.db_path)
-    sync = SyncLink(store, box_link(identity, cfg), identity, cfg)
+    voice = VoiceConfig()
+    sync = SyncLink(store, box_link(identity, cfg), identity, cfg,
+                    composer=DesiredComposer(voice.sector, voice.tenant_overlay))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sync.stop())
     log.info("voxeron-sync starting", extra=fields(mqtt_url=cfg.mqtt_url))

@@ -7,7 +7,10 @@ import importlib
 BENCHMARKS = {
     "turns": "benchmarks.turn_latency",
     "nlu": "benchmarks.nlu",
-    "voice": "benchmarks.voice",
+    "voice": "benchmarks.voice_calls",  # calls; `--offline-asr`: benchmarks.voice
+    "edge": "benchmarks.edge",
+    "sync": "benchmarks.sync",
+    "cloud": "benchmarks.cloud",
 }
 
 

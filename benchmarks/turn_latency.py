@@ -3,13 +3,16 @@
 Places N scripted calls (real SIP/RTP, Whisper tiny.en, Piper) and prints, per agent
 turn: box latency (caller's utterance endpointed -> first agent audio handed to RTP) and
 voice-to-voice latency measured at the caller (end of caller audio -> agent audio back,
-which includes the endpointing silence). Run: `voxeron bench turns --calls 5`.
+which includes the endpointing silence). Run: `voxeron bench turns --calls 5`; add
+`--concurrent 4` to place the calls four at a time, `--no-speculation` for the baseline
+without speculative decoding and early endpointing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import time
@@ -39,7 +42,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--calls", type=int, default=3)
     ap.add_argument("--voice", default="piper", choices=["piper", "espeak", "flite"])
     ap.add_argument("--dir", default="var/bench-turns")
+    ap.add_argument("--concurrent", type=int, default=1, help="calls in flight at once")
+    ap.add_argument("--no-speculation", action="store_true",
+                    help="final decode only (VOXERON_VOICE_ASR_SPECULATION=false)")
     args = ap.parse_args(argv)
+    if args.calls < 1 or not 1 <= args.concurrent <= 8:
+        ap.error("--calls must be >= 1 and --concurrent between 1 and 8")
+    # The box inherits the environment (Supervisor): room for the concurrent calls.
+    os.environ["VOXERON_VOICE_MAX_CALLS"] = str(max(2, args.concurrent))
+    os.environ["VOXERON_VOICE_ASR_SPECULATION"] = "false" if args.no_speculation else "true"
     work = Path(args.dir).resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -53,9 +64,10 @@ def main(argv: list[str]) -> int:
         if missing:
             print(f"stack not ready: {missing}")
             return 1
-        for _ in range(args.calls):
-            report = asyncio.run(converse(stack, DemoOptions(work, caller_voice=args.voice)))
-            caller_ms += [t.latency_ms for t in report.turns if t.latency_ms is not None]
+        for start in range(0, args.calls, args.concurrent):
+            batch = min(args.concurrent, args.calls - start)
+            for report in asyncio.run(_batch(stack, work, args.voice, batch)):
+                caller_ms += [t.latency_ms for t in report.turns if t.latency_ms is not None]
         store = LocalStore(stack.box_db)
         box_ms = [t.latency_ms for c in store.calls(args.calls) for t in store.turns(c)
                   if t.speaker == "agent" and t.latency_ms]
@@ -63,8 +75,16 @@ def main(argv: list[str]) -> int:
         store.close()
     finally:
         sup.stop_all()
-    print(f"calls: {args.calls}, confirmed orders: {ok_calls}, voice: {args.voice}, "
+    print(f"calls: {args.calls} ({args.concurrent} at a time), confirmed orders: {ok_calls}, "
+          f"voice: {args.voice}, speculation: {not args.no_speculation}, "
           f"wall: {time.monotonic() - t0:.1f}s")
     print(summary("box turn latency (endpointed -> first audio)", box_ms))
     print(summary("voice-to-voice at the caller", caller_ms))
+    print(f"box turn latency p95: {percentile(box_ms, 95):.0f} ms" if box_ms else "")
     return 0 if ok_calls == args.calls else 1
+
+
+async def _batch(stack, work: Path, voice: str, n: int) -> list:  # type: ignore[no-untyped-def,type-arg]
+    """`n` scripted calls placed at once (each its own caller, RTP port and SIP dialog)."""
+    return list(await asyncio.gather(*(converse(stack, DemoOptions(work, caller_voice=voice))
+                                       for _ in range(n))))

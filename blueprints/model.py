@@ -199,6 +199,8 @@ class RuntimePolicy(_Strict):
     max_turns: int = Field(ge=1)
     latency_budget_ms: int = Field(ge=100)
     endpoint_silence_ms: int = Field(ge=100, le=3000)
+    vad_aggressiveness: int = Field(
+        default=0, ge=0, le=3, description="WebRTC VAD strictness: 0 keeps most sound, 3 strictest")
     min_asr_confidence: float = Field(
         default=0.0, ge=0, le=1, description="transcripts less sure than this are not acted on")
     max_low_confidence_turns: int = Field(

@@ -7,8 +7,9 @@ and the reason (pydantic's ValidationError names both).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +30,14 @@ class CloudConfig(BaseSettings):
     ingest_clean_session: bool = Field(
         default=False, description="true drops the broker-side session (throwaway ingests)"
     )
+    mqtt_protocol: Literal["3.1.1", "5"] = Field(
+        default="3.1.1", description="MQTT version of ingest's connection (5 needs Mosquitto 2 "
+                                     "or EMQX; the embedded amqtt broker speaks only 3.1.1)")
+    ingest_share_group: str | None = Field(
+        default=None, pattern=r"^[^/+#]+$",
+        description="shared-subscription group: replicas in one group split the fleet's events "
+                    "($share/<group>/...); each replica needs its own ingest_client_id",
+    )
     mqtt_ca_file: str | None = Field(
         default=None, description="CA bundle that signed the broker's certificate (mqtts://)")
     mqtt_cert_file: str | None = Field(
@@ -39,6 +48,35 @@ class CloudConfig(BaseSettings):
         default=Path("var/cloud/tenant-ca"),
         description="where per-tenant device CAs keep their key (0600) and certificate",
     )
+    database_url: str | None = Field(
+        default=None, pattern=r"^(sqlite:///.+|postgres(ql)?://.+)$",
+        description="control-plane database: sqlite:///path or postgresql://owner@host/db "
+                    "(migrations run as that user; the app connects as database_app_role); "
+                    "unset = sqlite:///<db_path>",
+    )
+    database_app_role: str = Field(
+        default="voxeron_app", pattern=r"^[a-z_][a-z0-9_]{0,50}$",
+        description="PostgreSQL: the non-owner role the app connects as (RLS applies to it)")
+    database_app_password: SecretStr | None = Field(
+        default=None, description="PostgreSQL: password of database_app_role")
+    bootstrap_ops_token: SecretStr | None = Field(
+        default=None, min_length=32,
+        description="an ops bearer token accepted without a database row, so a fresh install "
+                    "can create its first tenant; prefer `voxeron cloud token create --ops`")
+    redis_url: str | None = Field(
+        default=None, pattern=r"^rediss?://.+",
+        description="hot cache (desired-state documents, routing decisions, rate-limit "
+                    "counters); unset = no cache. Redis down: served from the database")
+    session_secret: SecretStr | None = Field(
+        default=None, min_length=32,
+        description="signs dashboard session cookies; replicas behind one address need the "
+                    "same one. Unset = a random key per process (sessions end on restart)")
+    session_ttl_s: int = Field(default=8 * 3600, ge=60, le=7 * 86400,
+                               description="lifetime of an operator's dashboard session")
+
+    @property
+    def control_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.db_path}"
 
     @field_validator("mqtt_url")
     @classmethod

@@ -13,8 +13,8 @@ from typing import Literal
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-IdKind = Literal["ten", "dev", "call", "ses", "ord", "act", "evt", "job"]
-ID_KINDS: tuple[str, ...] = ("ten", "dev", "call", "ses", "ord", "act", "evt", "job")
+IdKind = Literal["ten", "dev", "call", "ses", "ord", "act", "evt", "job", "cmd"]
+ID_KINDS: tuple[str, ...] = ("ten", "dev", "call", "ses", "ord", "act", "evt", "job", "cmd")
 
 
 def _encode(value: int, length: int) -> str:

@@ -55,6 +55,7 @@ class DeviceTopics:
 ALL_EVENTS = f"{PREFIX}/t/+/d/+/up/events"
 ALL_STATUS = f"{PREFIX}/t/+/d/+/status"
 ALL_HEALTH = f"{PREFIX}/t/+/d/+/up/health"
+ALL_REPORTED = f"{PREFIX}/t/+/d/+/up/reported"
 
 
 def parse_device_topic(topic: str) -> tuple[str, str, str]:

@@ -16,13 +16,18 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _contracts(args: argparse.Namespace) -> int:
     from sync.contracts.snapshots import check_snapshots, write_snapshots
+    from voxeron.contracts_openapi import check_openapi, live_openapi, write_openapi
 
     root = Path(args.dir)
     if args.action == "write":
-        for p in write_snapshots(root):
-            print(f"wrote {p}")
+        for p in [*write_snapshots(root), write_openapi(root, live_openapi())]:
+            if p:
+                print(f"wrote {p}")
         return 0
-    problems = check_snapshots(root)
+    problems, notes = check_openapi(root, live_openapi())
+    problems = check_snapshots(root) + problems
+    for p in notes:
+        print(f"contract note: {p}")
     for p in problems:
         print(f"contract violation: {p}", file=sys.stderr)
     if not problems:
@@ -72,6 +77,16 @@ def _appliance(args: argparse.Namespace) -> int:
 
 def _cloud(args: argparse.Namespace) -> int:
     from cloud.config import CloudConfig
+
+    if args.role == "token":
+        from voxeron.cloud_token_command import run_token_command
+
+        return run_token_command(args, CloudConfig())
+    if args.role == "worker":  # the worker needs none of the API's modules
+        from cloud.integration.service import WorkerConfig, run_worker
+
+        run_worker(CloudConfig(), WorkerConfig())
+        return 0
     from cloud.control.service import run_cloud
 
     run_cloud(CloudConfig())
@@ -88,8 +103,23 @@ def _broker(args: argparse.Namespace) -> int:
 def _printer(args: argparse.Namespace) -> int:
     from appliance.edge.printer_emulator import run_emulator
 
-    run_emulator(host=args.host, port=args.port, out_dir=Path(args.out), serial_path=args.serial)
+    run_emulator(host=args.host, port=args.port, out_dir=Path(args.out), serial_path=args.serial,
+                 has_counter=not args.no_cut_counter, paper_lines=args.paper_lines,
+                 cut_delay_s=args.cut_delay_s)
     return 0
+
+
+def _pos_emulator(args: argparse.Namespace) -> int:
+    from voxeron.pos_emulator import run_emulator
+
+    run_emulator(host=args.host, port=args.port)
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from voxeron.models_command import run_models
+
+    return run_models(args=args)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -122,7 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(fn=_appliance)
 
     cl = sub.add_parser("cloud", help="cloud processes")
-    cl.add_argument("role", choices=["run"], help="run = API + ingest + dashboard")
+    cl.add_argument("role", choices=["run", "token", "worker"],
+                    help="run = API + ingest + dashboard; token create = issue an API token; "
+                         "worker = integration worker (POS write-back, webhooks)")
+    cl.add_argument("action", nargs="?", choices=["create"], help="with token: create")
+    cl.add_argument("--ops", action="store_true", help="token create: an ops token (ops:*)")
+    cl.add_argument("--tenant", help="token create: a token of this tenant instead")
+    cl.add_argument("--name", default="cli", help="token create: a name for people")
+    cl.add_argument("--expires-days", type=int, default=90,
+                    help="token create: days until it expires (0 = never)")
     cl.set_defaults(fn=_cloud)
 
     b = sub.add_parser("broker", help="embedded MQTT broker (amqtt)")
@@ -136,7 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--port", type=int, default=9100)
     pe.add_argument("--out", default="var/tickets")
     pe.add_argument("--serial", help="read from this serial device instead of TCP")
+    pe.add_argument("--no-cut-counter", action="store_true",
+                    help="behave like a printer that cannot report its cut counter")
+    pe.add_argument("--paper-lines", type=int, default=None,
+                    help="a short roll: paper runs out after this many lines (kill -USR1 refills)")
+    pe.add_argument("--cut-delay-s", type=float, default=0.0,
+                    help="a slow cutter: wait this long after each cut before answering")
     pe.set_defaults(fn=_printer)
+
+    po = sub.add_parser("pos-emulator", help="POS emulator speaking the Square Orders API (dev)")
+    po.add_argument("--host", default="127.0.0.1")
+    po.add_argument("--port", type=int, default=8765)
+    po.set_defaults(fn=_pos_emulator)
 
     k = sub.add_parser("contracts", help="check or write the frozen contract snapshots")
     k.add_argument("action", choices=["check", "write"])
@@ -144,9 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(fn=_contracts)
 
     be = sub.add_parser("bench", help="run a benchmark from benchmarks/ and print its figures")
-    be.add_argument("name", help="benchmark name, e.g. turns")
+    be.add_argument("name", help="benchmark name: turns, nlu, voice, edge, sync, cloud, ...")
     be.add_argument("rest", nargs=argparse.REMAINDER)
     be.set_defaults(fn=_bench)
+
+    from voxeron.models_command import add_arguments as models_arguments
+
+    mo = sub.add_parser("models", help="pull speech models from upstream, verified by SHA-256")
+    models_arguments(mo)
+    mo.set_defaults(fn=_models)
     return p
 
 

@@ -21,6 +21,15 @@ def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def free_udp_tcp_port(host: str = "127.0.0.1", tries: int = 50) -> int:
+    """A port free for both UDP and TCP right now: SIP peers such as baresip bind both."""
+    for _ in range(tries):
+        port = free_port(socket.SOCK_DGRAM, host)
+        if port_is_free(port, host, socket.SOCK_STREAM):
+            return port
+    raise OSError(f"no port free for both UDP and TCP on {host} after {tries} tries")
+
+
 def preferred_port(port: int, kind: int = socket.SOCK_STREAM) -> int:
     """`port` if it is free on loopback, else any free one."""
     return port if port_is_free(port, kind=kind) else free_port(kind)

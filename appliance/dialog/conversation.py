@@ -63,6 +63,11 @@ class Conversation(ListSlots):
             return self._answer_read_back(intent, text)
         return self._unanswered(intent, text, fresh)
 
+    def escalate(self, reason: str) -> list[Action]:
+        """End the conversation and hand the call to staff for a reason found outside the
+        dialog (a turn answered over the latency budget), the same way the dialog does."""
+        return self._escalate(reason)
+
     def on_tool_result(self, result: ToolResult, now: datetime) -> list[Action]:
         """Continue after a tool this engine asked the session to run."""
         p = self.pending

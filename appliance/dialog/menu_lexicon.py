@@ -11,7 +11,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from appliance.dialog.number_words import read_number
+from appliance.dialog.fuzzy_match import SoundAlike
+from appliance.dialog.number_words import TENS, UNITS, read_number
 from blueprints.menu import Menu, MenuTerm
 
 NEGATIONS = [
@@ -100,8 +101,9 @@ def _variants(words: tuple[str, ...]) -> list[tuple[str, ...]]:
 class MenuLexicon:
     """Longest-match tagger over the menu's phrases, numbers and English cue words."""
 
-    def __init__(self, menu: Menu) -> None:
+    def __init__(self, menu: Menu, sound_alike: bool = True) -> None:
         self.menu = menu
+        self.sound_alike = sound_alike  # off only to measure what the repair is worth
         exact: dict[tuple[str, ...], Tag] = {}
         for kind, tid, term in _entities(menu):
             for surface in term.phrases():
@@ -127,6 +129,9 @@ class MenuLexicon:
         self._sounds = SoundAlike(
             [(" ".join(w), t) for w, t in self._phrases.items() if t.kind in ENTITY_KINDS],
             protected=COMMON_WORDS)
+        spoken = {**UNITS, **TENS, **menu.numbers}
+        self._numbers = SoundAlike([(w, Tag(NUMBER, str(n), w)) for w, n in spoken.items() if n > 0],
+                                   protected=COMMON_WORDS, min_chars=3)
 
     def tag(self, text: str) -> list[Tag]:
         """Tag `text` left to right, longest phrase first; unknown words become kind 'word'."""
@@ -137,7 +142,7 @@ class MenuLexicon:
             tag, used = self._at(words, i)
             out.append(tag)
             i += used
-        return self._repair(out)
+        return self._repair(out) if self.sound_alike else out
 
     def _at(self, words: list[str], i: int) -> tuple[Tag, int]:
         for n in range(min(self._longest, len(words) - i), 0, -1):
@@ -170,6 +175,23 @@ class MenuLexicon:
                     continue
             out.append(tags[i])
             i += 1
+        return self._repair_quantities(out)
+
+    def _repair_quantities(self, tags: list[Tag]) -> list[Tag]:
+        """An unknown word right before a menu phrase, not after a number, may be a misheard
+        quantity ('sex large pizzas', 'sexy medium pizzas' -> six); anywhere else 'sex' stays
+        a word, and plain English ('to', 'for') is never taken for a number."""
+        out = list(tags)
+        for i, t in enumerate(tags[:-1]):
+            if t.kind != WORD or tags[i + 1].kind not in ENTITY_KINDS:
+                continue
+            if i and tags[i - 1].kind == NUMBER:
+                continue
+            # Plain English stays itself: 'get me to medium ...' was 'a medium' as often as 'two'.
+            found = self._numbers.match([t.text], joinable=[True], extra_edits=1)
+            if found:
+                num = found[0]
+                out[i] = Tag(NUMBER, num.value, num.text, heard=t.text)
         return out
 
     def reread(self, text: str, kinds: set[str]) -> Tag | None:
@@ -194,108 +216,3 @@ def _entities(menu: Menu) -> list[tuple[str, str, MenuTerm]]:
     out += [("container", k, v) for k, v in menu.containers.items()]
     out += [("volume", k, v) for k, v in menu.volumes.items()]
     return out
-
-
-def sound_key(text: str) -> str:
-    """A consonant skeleton that recognisers rarely change: 'vantas' and 'fantas' share FNTS."""
-    w = text.lower().replace(" ", "")
-    for a, b in (("ph", "f"), ("ck", "k"), ("ch", "j"), ("sch", "sk"), ("qu", "kw"), ("x", "ks"),
-                 ("wr", "r"), ("kn", "n"), ("gh", "g")):
-        w = w.replace(a, b)
-    out = ["A"] if w[:1] in "aeiou" else []
-    for i, ch in enumerate(w):
-        nxt = w[i + 1:i + 2]
-        if ch == "c":
-            cls = "S" if nxt in ("e", "i", "y") else "K"
-        elif ch == "g":
-            cls = "J" if nxt in ("e", "i", "y") else "K"
-        else:
-            cls = _SOUND_CLASS.get(ch, "")
-        if cls and (not out or out[-1] != cls):
-            out.append(cls)
-    return "".join(out)
-
-
-_SOUND_CLASS = {**dict.fromkeys("bp", "P"), **dict.fromkeys("fv", "F"), **dict.fromkeys("dt", "T"),
-                **dict.fromkeys("kq", "K"), **dict.fromkeys("sz", "S"), **dict.fromkeys("mn", "N"),
-                "j": "J", "l": "L", "r": "R"}
-
-
-def edit_distance(a: str, b: str, limit: int) -> int:
-    """Levenshtein distance, or limit + 1 as soon as it must exceed `limit`."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        cur = [i]
-        for j, cb in enumerate(b, start=1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        if min(cur) > limit:
-            return limit + 1
-        prev = cur
-    return prev[-1]
-
-
-def _allowed_edits(target: str) -> int:
-    return 1 if len(target) < 7 else 2
-
-
-class SoundAlike:
-    """Menu-aware near match, used only when exact matching failed: same sound key, few edits."""
-
-    MIN_CHARS = 4  # shorter menu words (ham, pie) are too easy to hit by accident
-
-    def __init__(self, entries: list[tuple[str, Tag]], protected: set[str]) -> None:
-        joined = [(p.replace(" ", ""), t) for p, t in entries]
-        self._entries = [(j, sound_key(j), t) for j, t in joined]
-        self._by_key: dict[str, list[tuple[str, Tag]]] = {}
-        for j, key, tag in self._entries:
-            if len(j) >= self.MIN_CHARS:
-                self._by_key.setdefault(key, []).append((j, tag))
-        self._protected = protected
-        self._nearest: dict[tuple[str, frozenset[str]], Tag | None] = {}
-
-    def match(self, words: list[str], joinable: list[bool]) -> tuple[Tag, int] | None:
-        """Best (tag, words used) for words[0:1..3] glued together, or None if none or a tie."""
-        if not words or words[0] in self._protected:
-            return None
-        found: list[tuple[int, int, Tag]] = []
-        for n in range(1, len(words) + 1):
-            if not all(joinable[:n]):
-                break
-            heard = "".join(words[:n])
-            for joined, tag in self._by_key.get(sound_key(heard), []):
-                limit = _allowed_edits(joined)
-                d = edit_distance(heard, joined, limit)
-                if d <= limit:
-                    found.append((d, -n, tag))
-        return _unique_best(found)
-
-    def nearest(self, text: str, kinds: set[str]) -> Tag | None:
-        """The one phrase of `kinds` that `text` abbreviates or sounds like, else None."""
-        memo = (text, frozenset(kinds))
-        if memo not in self._nearest:  # texts come from the menu's own words: a bounded set
-            self._nearest[memo] = self._scan(text.replace(" ", ""), kinds)
-        return self._nearest[memo]
-
-    def _scan(self, heard: str, kinds: set[str]) -> Tag | None:
-        key = sound_key(heard)
-        found: list[tuple[int, int, Tag]] = []
-        for joined, joined_key, tag in self._entries:
-            if tag.kind not in kinds:
-                continue
-            if len(heard) >= 3 and joined.startswith(heard):
-                found.append((0, 0, tag))
-            elif len(joined) >= self.MIN_CHARS and joined_key == key:
-                limit = _allowed_edits(joined)
-                if edit_distance(heard, joined, limit) <= limit:
-                    found.append((1, 0, tag))
-        return (_unique_best(found) or (None, 0))[0]
-
-
-def _unique_best(found: list[tuple[int, int, Tag]]) -> tuple[Tag, int] | None:
-    if not found:
-        return None
-    best = min(found, key=lambda f: (f[0], f[1]))
-    rivals = {(f[2].kind, f[2].value) for f in found if f[:2] == best[:2]}
-    return (best[2], -best[1]) if len(rivals) == 1 else None

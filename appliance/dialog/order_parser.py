@@ -114,9 +114,9 @@ def _mark_scopes(tags: list[Tag]) -> list[_Tok]:
 class OrderParser:
     """Parses utterances against one menu; construct once per blueprint."""
 
-    def __init__(self, menu: Menu) -> None:
+    def __init__(self, menu: Menu, sound_alike: bool = True) -> None:
         self.menu = menu
-        self.lexicon = MenuLexicon(menu)
+        self.lexicon = MenuLexicon(menu, sound_alike)
         self._items = {i.id: i for i in menu.items}
         self._build = menu.build_item()
 

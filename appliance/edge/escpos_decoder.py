@@ -77,13 +77,20 @@ class StatusRequest:
 
 
 @dataclass(frozen=True)
+class CounterRequest:
+    """The host asked for maintenance counter `counter` (GS g 2) and waits for its answer."""
+
+    counter: int
+
+
+@dataclass(frozen=True)
 class DecoderNote:
     """Something was skipped or ignored; worth a log line, never an error."""
 
     message: str
 
 
-DecoderEvent = TicketCut | StatusRequest | DecoderNote
+DecoderEvent = TicketCut | StatusRequest | CounterRequest | DecoderNote
 
 
 @dataclass(frozen=True)
@@ -236,6 +243,8 @@ class EscposDecoder:
             return self._gs_cut(buf, i, avail)
         if prefix == GS and cmd == 0x6B:
             return self._barcode(buf, i, avail)
+        if prefix == GS and cmd == 0x67:
+            return self._maintenance_counter(buf, i, avail)
         if prefix == GS and cmd == 0x76:  # GS v 0 m xL xH yL yH: raster image
             if avail < 8:
                 return 0
@@ -324,6 +333,24 @@ class EscposDecoder:
         else:
             self._note(f"GS V with unknown mode {m}; not cut")
         return size
+
+    def _maintenance_counter(self, buf: bytearray, i: int, avail: int) -> int:
+        """GS g 0 m nL nH (reset a counter) or GS g 2 m nL nH (transmit it); the function is
+        the ASCII digit ('0' = 0x30, '2' = 0x32), its binary value is read the same."""
+        if avail < 3:
+            return 0
+        fn = buf[i + 2] & 0x0F if buf[i + 2] in (0x30, 0x32) else buf[i + 2]
+        if fn not in (0, 2):
+            self._note(f"GS g {fn} unknown")
+            return 3
+        if avail < 6:
+            return 0
+        counter = buf[i + 4] + 256 * buf[i + 5]
+        if fn == 2:
+            self._events.append(CounterRequest(counter))
+        else:
+            self._note(f"GS g 0 (reset counter {counter}) ignored")
+        return 6
 
     def _barcode(self, buf: bytearray, i: int, avail: int) -> int:
         """GS k m d1..dk NUL (m <= 6) or GS k m n d1..dn (m >= 65)."""

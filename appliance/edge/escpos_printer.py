@@ -3,7 +3,10 @@
 python-escpos builds the bytes (its Dummy printer); we send them ourselves over a socket
 or pyserial so that every connect, write and read has a timeout, and every failure comes
 out as our `PrinterError`. After a ticket we ask for a real-time status: its answer
-proves the printer read the whole ticket and was still printing when it did.
+proves the printer read the whole ticket and was still printing when it did. The cut
+counter (GS g 2, Epson maintenance counter 148) is what the print agent commits on; a
+printer that never answers it is remembered as having none, so each ticket does not wait
+out a timeout for it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from appliance.config import PrinterConfig
 from appliance.edge.ticket_layout import (
     DEFAULT_COLUMNS,
     TicketLine,
+    header_lines_for_slip,
     layout_slip,
     layout_ticket,
 )
@@ -35,10 +39,13 @@ from appliance.edge.ticket_printer import (
     PrinterCondition,
     PrinterError,
     PrinterState,
+    counter_request,
     decode_status,
+    parse_counter_answer,
     reports_offline,
     well_formed,
 )
+from appliance.store.print_tickets import TicketMark
 from sync.contracts.order import Order
 from sync.structured_log import fields
 
@@ -147,6 +154,7 @@ class EscposTicketPrinter:
         self._serial_link: _SerialLink | None = None
         self._tcp: tuple[str, int] = ("", 0)
         self._serial: tuple[str, int] | None = None
+        self._has_counter: bool | None = None  # None until the printer answered GS g 2 once
         if parts.scheme == "tcp":
             if not parts.hostname:
                 raise ValueError(f"printer url {url!r} has no host")
@@ -200,13 +208,53 @@ class EscposTicketPrinter:
         link.write(DLE_EOT + bytes([n]))
         return link.read_byte()
 
-    def print_ticket(self, order: Order) -> None:
+    def print_ticket(self, order: Order, mark: TicketMark | None = None,
+                     may_have_printed: bool = False) -> None:
         """Send the order's ticket and confirm with a status query that it went through."""
-        self._send(lambda: layout_ticket(order, self._tz, self._columns))
+        self._send(lambda: layout_ticket(order, self._tz, self._columns, mark, may_have_printed))
 
-    def print_slip(self, title: str, lines: list[str], at: datetime) -> None:
+    def print_slip(self, title: str, lines: list[str], at: datetime,
+                   may_have_printed: bool = False) -> None:
         """Send a slip that is not an order (a handover summary), confirmed like a ticket."""
-        self._send(lambda: layout_slip(title, lines, at, self._tz, self._columns))
+        self._send(lambda: header_lines_for_slip(may_have_printed, self._columns)
+                   + layout_slip(title, lines, at, self._tz, self._columns))
+
+    def cut_count(self) -> int | None:
+        """GS g 2 for the cumulative autocutter count; None if the printer has no counter
+        (it never answered one) or could not be read this time."""
+        if self._has_counter is False:
+            return None
+        try:
+            with self._link() as link:
+                link.discard_input()
+                link.write(counter_request())
+                answer = self._read_counter(link)
+        except PrinterError as exc:
+            log.warning("cut counter not read", extra=fields(printer_url=self.url,
+                                                             error=exc.message))
+            return None
+        if answer is None:
+            self._drop_serial()  # a late answer must not be read as the next status byte
+            if self._has_counter is None:
+                self._has_counter = False
+                log.warning("printer alert: no cut counter, printing is at-least-once",
+                            extra=fields(alert="printer_no_cut_counter", printer_url=self.url))
+            return None
+        self._has_counter = True
+        return answer
+
+    @staticmethod
+    def _read_counter(link: _Link) -> int | None:
+        """'_', up to ten digits, NUL; None on silence or anything else."""
+        data = bytearray()
+        while len(data) < 12:
+            byte = link.read_byte()
+            if byte is None:
+                return None
+            data.append(byte)
+            if byte == 0:
+                return parse_counter_answer(bytes(data))
+        return None
 
     def _send(self, layout: Callable[[], list[TicketLine]]) -> None:
         try:

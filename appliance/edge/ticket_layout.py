@@ -3,6 +3,9 @@
 A cook reads the ticket at arm's length in a hot kitchen: the order number is printed
 double size, every item bold and tall, and every negation ("NO ONIONS", "NO EXTRA CHEESE",
 "NOT THIN CRUST") is shouted, because a missed negation is the mistake that sends a plate back.
+A ticket that is not the order's plain first one says so above the number: REPRINT,
+AMENDED - replaces #N, a CANCELLED ticket, or "REPRINT - check for a duplicate" when the
+box cannot tell whether the first copy came out.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Literal
 
+from appliance.store.print_tickets import TicketMark
 from sync.contracts.order import LineModifier, Order, OrderLine
 
 Align = Literal["left", "center", "right"]
@@ -105,11 +109,53 @@ def _rule(columns: int) -> TicketLine:
     return TicketLine("-" * columns)
 
 
-def layout_ticket(order: Order, tz: tzinfo, columns: int = DEFAULT_COLUMNS) -> list[TicketLine]:
-    """The kitchen ticket of `order`, top to bottom, with its time shown in `tz`."""
+DUPLICATE_WARNING = "REPRINT - check for a duplicate"
+
+
+def header_lines(order: Order, mark: TicketMark | None, may_have_printed: bool,
+                 columns: int) -> list[TicketLine]:
+    """What sets this ticket apart from the order's first one, shouted above the number."""
+    out: list[TicketLine] = []
+    if mark is TicketMark.REPRINT and not may_have_printed:
+        out.append(TicketLine("REPRINT", bold=True, double=True, align="center"))
+    elif mark is TicketMark.AMENDED:
+        out += [TicketLine(t, bold=True, tall=True, align="center")
+                for t in _wrap(f"AMENDED - replaces #{order.number}", columns)]
+    if may_have_printed:
+        out += [TicketLine(t, bold=True, tall=True, align="center")
+                for t in _wrap(DUPLICATE_WARNING, columns)]
+    return out
+
+
+def layout_cancellation(order: Order, tz: tzinfo, columns: int = DEFAULT_COLUMNS,
+                        may_have_printed: bool = False) -> list[TicketLine]:
+    """The CANCELLED ticket of an order the kitchen already has: which order, what to stop."""
     if columns < 16:
         raise ValueError("a ticket needs at least 16 columns")
-    lines = [
+    lines = header_lines(order, None, may_have_printed, columns) + [
+        TicketLine("CANCELLED", bold=True, double=True, align="center"),
+        TicketLine(f"ORDER #{order.number}", bold=True, double=True, align="center"),
+        TicketLine(order.created_at.astimezone(tz).strftime("%H:%M"), bold=True, align="center"),
+    ]
+    if order.caller:
+        lines += [TicketLine(t, align="center") for t in _wrap(f"CALLER {order.caller}", columns)]
+    lines += [_rule(columns), TicketLine("DO NOT MAKE:", bold=True)]
+    for line in order.lines:
+        lines += [TicketLine(t, bold=True) for t in _wrap(item_text(line), columns, "  ", "     ")]
+    lines += [_rule(columns), TicketLine(order.order_id, align="center")]
+    return lines
+
+
+def layout_ticket(order: Order, tz: tzinfo, columns: int = DEFAULT_COLUMNS,
+                  mark: TicketMark | None = None, may_have_printed: bool = False,
+                  ) -> list[TicketLine]:
+    """The kitchen ticket of `order`, top to bottom, with its time shown in `tz`; `mark` and
+    `may_have_printed` add the header that says why it prints (again)."""
+    if columns < 16:
+        raise ValueError("a ticket needs at least 16 columns")
+    if mark is TicketMark.CANCELLED:
+        return layout_cancellation(order, tz, columns, may_have_printed)
+    lines = header_lines(order, mark, may_have_printed, columns) + [
         TicketLine(f"ORDER #{order.number}", bold=True, double=True, align="center"),
         TicketLine(order.created_at.astimezone(tz).strftime("%H:%M"), bold=True, double=True,
                    align="center"),
@@ -131,6 +177,14 @@ def layout_ticket(order: Order, tz: tzinfo, columns: int = DEFAULT_COLUMNS) -> l
         TicketLine(order.order_id, align="center"),
     ]
     return lines
+
+
+def header_lines_for_slip(may_have_printed: bool, columns: int) -> list[TicketLine]:
+    """A slip has no number or mark; only the duplicate warning can head it."""
+    if not may_have_printed:
+        return []
+    return [TicketLine(t, bold=True, tall=True, align="center")
+            for t in _wrap(DUPLICATE_WARNING, columns)]
 
 
 def layout_slip(title: str, lines: list[str], at: datetime, tz: tzinfo,

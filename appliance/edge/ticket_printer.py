@@ -13,12 +13,40 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
+from appliance.store.print_tickets import TicketMark
 from sync.contracts.order import Order
 
 DLE_EOT = b"\x10\x04"
 """Real-time status request (Epson ESC/POS): DLE EOT n, answered with one byte at once."""
 
 STATUS_PRINTER, STATUS_OFFLINE_CAUSE, STATUS_ERROR_CAUSE, STATUS_PAPER = 1, 2, 3, 4
+
+CUTS_COUNTER = 148
+"""Epson maintenance counter 148: autocutter operations, cumulative (20 + 128; the
+resettable 20 could be zeroed by a service tool between our two reads)."""
+COUNTER_HEADER = 0x5F
+"""GS g 2 is answered with '_' (0x5F), the count in ASCII decimal digits, then NUL."""
+MAX_COUNTER_DIGITS = 10
+
+
+def counter_request(counter: int = CUTS_COUNTER) -> bytes:
+    """GS g 2 n nL nH (n = 0): ask for maintenance counter `counter`."""
+    return bytes([0x1D, 0x67, 0x32, 0x00, counter & 0xFF, counter >> 8 & 0xFF])
+
+
+def counter_answer(value: int) -> bytes:
+    """What a printer sends back to GS g 2 for a counter reading `value`."""
+    return bytes([COUNTER_HEADER]) + str(value).encode("ascii") + b"\x00"
+
+
+def parse_counter_answer(data: bytes) -> int | None:
+    """The count in a complete GS g 2 answer; None if `data` is not one."""
+    if len(data) < 3 or data[0] != COUNTER_HEADER or data[-1] != 0:
+        return None
+    digits = data[1:-1]
+    if not digits.isdigit() or len(digits) > MAX_COUNTER_DIGITS:
+        return None
+    return int(digits)
 
 _FIXED = 0x12
 """Bits 1 and 4 are always 1 and bits 0 and 7 always 0 in every DLE EOT answer."""
@@ -62,17 +90,30 @@ class PrinterError(Exception):
         self.message = message
         self.retryable = retryable
 
+    @property
+    def may_have_printed(self) -> bool:
+        """False only when no byte can have reached the printer (no link, nothing encoded)."""
+        return self.code not in ("printer.unreachable", "printer.encode_failed")
+
 
 class TicketPrinter(Protocol):
     """A kitchen printer as the print agent uses it."""
 
-    def print_ticket(self, order: Order) -> None:
-        """Print the order's ticket and return once the printer took it; else PrinterError."""
+    def print_ticket(self, order: Order, mark: TicketMark | None = None,
+                     may_have_printed: bool = False) -> None:
+        """Print the order's ticket (headed as `mark` and `may_have_printed` say) and return
+        once the printer took it; else PrinterError. The ticket ends with a cut."""
         ...
 
-    def print_slip(self, title: str, lines: list[str], at: datetime) -> None:
+    def print_slip(self, title: str, lines: list[str], at: datetime,
+                   may_have_printed: bool = False) -> None:
         """Print a slip that is no order (`title` big, then `lines`, queued at `at`); else
         PrinterError, as for a ticket."""
+        ...
+
+    def cut_count(self) -> int | None:
+        """The printer's cumulative autocutter count, or None if it cannot report one (then
+        printing is at-least-once); never raises."""
         ...
 
     def status(self) -> PrinterState:

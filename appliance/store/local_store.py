@@ -17,24 +17,25 @@ from pathlib import Path
 
 import sqlite_utils
 
-from appliance.store import print_slips
+from appliance.store import order_commands, print_queue, print_slips, print_tickets
 from appliance.store.migrations import migrate
+from appliance.store.order_commands import CommandResult
+from appliance.store.print_queue import JobKind, PrintQueueSummary
 from appliance.store.print_slips import PrintSlip
+from appliance.store.print_tickets import PrintJob, TicketMark
 from sync.contracts.errors import Correlation
-from sync.contracts.events import EventData, EventEnvelope, OrderSubmitted, TicketPrinted
+from sync.contracts.events import (
+    EventData,
+    EventEnvelope,
+    OrderSubmitted,
+    TicketFailed,
+    TicketPrinted,
+)
 from sync.contracts.order import Order, OrderLine
 from sync.ids import new_id
 from sync.sqlite_schema import immediate, open_wal
 
-
-@dataclass(frozen=True)
-class PrintJob:
-    """A kitchen-ticket action claimed by the print agent."""
-
-    action_id: str
-    idempotency_key: str
-    attempts: int
-    order: Order
+__all__ = ["CommandResult", "LocalStore", "PrintJob", "PrintQueueSummary", "TicketMark", "Turn"]
 
 
 @dataclass(frozen=True)
@@ -139,33 +140,35 @@ class LocalStore:
             self._append_event(conn, order, OrderSubmitted(order=order), now)
         return order, True
 
-    def claim_print_jobs(self, now: datetime, limit: int = 10) -> list[PrintJob]:
-        """Move pending (or abandoned in-flight) ticket actions to in_flight and return them.
+    # -- the print queues (state machine in print_queue) ------------------------------------
 
-        An in_flight action found here was claimed by a print agent that died; printing is
-        idempotent per key downstream, so claiming it again is safe.
-        """
+    def claim_print_jobs(self, now: datetime, limit: int = 10) -> list[PrintJob]:
+        """Move due pending (or abandoned in-flight) tickets to in_flight and return them,
+        oldest first; none while a ticket or slip is still printing (see print_queue)."""
         with self._transaction() as conn:
-            rows = conn.execute(
-                "SELECT a.action_id, a.idempotency_key, a.attempts, o.body FROM actions a "
-                "JOIN orders o USING(order_id) WHERE a.kind = 'print_ticket' "
-                "AND a.status IN ('pending', 'in_flight') ORDER BY o.number LIMIT ?", (limit,),
-            ).fetchall()
-            for action_id, *_ in rows:
-                conn.execute(
-                    "UPDATE actions SET status = 'in_flight', attempts = attempts + 1, "
-                    "updated_at = ? WHERE action_id = ?", (_iso(now), action_id),
-                )
-        return [PrintJob(a, k, n + 1, Order.model_validate_json(b)) for a, k, n, b in rows]
+            return print_tickets.claim(conn, now, limit)
+
+    def printing_ticket(self) -> PrintJob | None:
+        """The ticket an agent left between 'bytes may be sent' and resolved, if any."""
+        with self._lock:
+            return print_tickets.printing(self._conn)
+
+    def printing_slip(self) -> PrintSlip | None:
+        """The slip an agent left between 'bytes may be sent' and resolved, if any."""
+        with self._lock:
+            return print_slips.printing(self._conn)
+
+    def begin_print(self, kind: JobKind, job_id: str, cuts_before: int | None,
+                    now: datetime) -> bool:
+        """The commit point's first half: printing + the cut count, before any byte is sent;
+        False if the job was cancelled since it was claimed (then send nothing)."""
+        with self._transaction() as conn:
+            return print_queue.begin(conn, kind, job_id, cuts_before, now)
 
     def complete_print(self, job: PrintJob, printer: str, now: datetime) -> bool:
         """Mark a ticket printed and queue ticket.printed; False if it was already done."""
         with self._transaction() as conn:
-            cur = conn.execute(
-                "UPDATE actions SET status = 'succeeded', updated_at = ?, last_error = NULL "
-                "WHERE action_id = ? AND status != 'succeeded'", (_iso(now), job.action_id),
-            )
-            if cur.rowcount == 0:
+            if not print_queue.succeed(conn, "ticket", job.action_id, now):
                 return False
             self._append_event(
                 conn, job.order,
@@ -175,12 +178,34 @@ class LocalStore:
             )
         return True
 
+    def release_print(self, kind: JobKind, job_id: str, *, error: str | None, failed: bool,
+                      next_attempt_at: datetime | None = None, may_have_printed: bool = False,
+                      now: datetime) -> None:
+        """Back to pending; `failed` counts a failure and sets the persisted next attempt
+        time, otherwise the job is only held (printer not ready, deferred)."""
+        with self._transaction() as conn:
+            print_queue.release(conn, kind, job_id, error=error, failed=failed,
+                                next_attempt_at=next_attempt_at,
+                                may_have_printed=may_have_printed, now=now)
+
     def fail_print(self, job: PrintJob, error: str, now: datetime) -> None:
-        """Return a ticket to pending with the error kept for the setup UI and alerts."""
-        self._write(
-            "UPDATE actions SET status = 'pending', last_error = ?, updated_at = ? "
-            "WHERE action_id = ? AND status = 'in_flight'", (error, _iso(now), job.action_id),
-        )
+        """Return a ticket to pending with the error kept, without counting a failure."""
+        self.release_print("ticket", job.action_id, error=error, failed=False, now=now)
+
+    def dead_letter_print(self, job: PrintJob, printer: str, error: str, now: datetime) -> bool:
+        """Give up on a ticket and queue ticket.failed so the cloud sees it; False if it had
+        already left the queue."""
+        with self._transaction() as conn:
+            if not print_queue.dead_letter(conn, "ticket", job.action_id, error, now):
+                return False
+            self._append_event(
+                conn, job.order,
+                TicketFailed(order_id=job.order.order_id, action_id=job.action_id,
+                             printer=printer, failures=job.failures + 1, error=error,
+                             failed_at=now),
+                now, action_id=job.action_id,
+            )
+        return True
 
     def queue_slip(self, *, kind: str, title: str, lines: list[str], idempotency_key: str,
                    now: datetime, call_id: str | None = None) -> tuple[PrintSlip, bool]:
@@ -190,28 +215,73 @@ class LocalStore:
                                      idempotency_key=idempotency_key, now=now, call_id=call_id)
 
     def claim_slips(self, now: datetime, limit: int = 10) -> list[PrintSlip]:
-        """Move pending (or abandoned in-flight) slips to in_flight and return them."""
+        """Move due pending (or abandoned in-flight) slips to in_flight and return them;
+        none while a ticket or slip is still printing."""
         with self._transaction() as conn:
+            if print_queue.any_printing(conn):
+                return []
             return print_slips.claim(conn, now, limit)
 
     def complete_slip(self, slip: PrintSlip, now: datetime) -> bool:
         """Mark a slip printed; False if it was already done."""
         with self._transaction() as conn:
-            return print_slips.complete(conn, slip.slip_id, now)
+            return print_queue.succeed(conn, "slip", slip.slip_id, now)
 
     def fail_slip(self, slip: PrintSlip, error: str, now: datetime) -> None:
-        """Return a slip to pending with the error kept for the setup UI and alerts."""
+        """Return a slip to pending with the error kept, without counting a failure."""
+        self.release_print("slip", slip.slip_id, error=error, failed=False, now=now)
+
+    def dead_letter_slip(self, slip: PrintSlip, error: str, now: datetime) -> bool:
+        """Give up on a slip (it stays listed as dead_lettered)."""
         with self._transaction() as conn:
-            print_slips.fail(conn, slip.slip_id, error, now)
+            return print_queue.dead_letter(conn, "slip", slip.slip_id, error, now)
 
     def slips(self, status: str = "pending", limit: int = 50) -> list[PrintSlip]:
         """Slips in a status, oldest first."""
         with self._lock:
             return print_slips.by_status(self._conn, status, limit)
 
+    def record_printer_condition(self, printer: str, condition: str, detail: str | None,
+                                 now: datetime) -> bool:
+        """Keep the printer's condition for health reports; True if it changed."""
+        with self._transaction() as conn:
+            return print_queue.record_condition(conn, printer, condition, detail, now)
+
+    def print_queue_summary(self) -> PrintQueueSummary:
+        """Printer condition and queue counts, for the sync link's health report."""
+        with self._lock:
+            return print_queue.summary(self._conn)
+
+    # -- platform commands (applied once per command id, see order_commands) ----------------
+
+    def _emit(self, conn: sqlite3.Connection, order: Order, data: EventData, now: datetime,
+              action_id: str | None) -> None:
+        self._append_event(conn, order, data, now, action_id=action_id)
+
+    def cancel_order(self, order_id: str, command_id: str, reason: str,
+                     now: datetime) -> CommandResult:
+        """Cancel an order: an unsent ticket never prints; a printed one gets a CANCELLED
+        ticket; order.cancelled is queued in the same transaction."""
+        with self._transaction() as conn:
+            return order_commands.cancel(conn, self._emit, order_id, command_id, reason, now)
+
+    def reprint_ticket(self, order_id: str, command_id: str, now: datetime) -> CommandResult:
+        """Queue the order's ticket again, headed REPRINT (action key cmd:<command_id>)."""
+        with self._transaction() as conn:
+            return order_commands.reprint(conn, self._emit, order_id, command_id, now)
+
+    def supersede_order(self, order_id: str, replacement: Order, command_id: str,
+                        now: datetime) -> CommandResult:
+        """Replace an order under the same number; its ticket prints headed AMENDED."""
+        with self._transaction() as conn:
+            return order_commands.supersede(conn, self._emit, order_id, replacement,
+                                            command_id, now)
+
     def action_status(self, order_id: str, kind: str = "print_ticket") -> str | None:
+        """Status of the order's first action of `kind` (its original ticket)."""
         rows = self._query(
-            "SELECT status FROM actions WHERE order_id = ? AND kind = ?", (order_id, kind)
+            "SELECT status FROM actions WHERE order_id = ? AND kind = ? ORDER BY rowid LIMIT 1",
+            (order_id, kind),
         )
         return rows[0][0] if rows else None
 
@@ -228,6 +298,14 @@ class LocalStore:
             (_iso(now), event_id),
         )
 
+    def mark_acked_many(self, event_ids: list[str], now: datetime) -> None:
+        """`mark_acked` for a batch of acks in one transaction (one fsync, not one each)."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE outbox SET acked_at = ? WHERE event_id = ? AND acked_at IS NULL",
+                [(_iso(now), event_id) for event_id in event_ids],
+            )
+
     def outbox_depth(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL")[0][0])
 
@@ -237,12 +315,14 @@ class LocalStore:
 
     def orders(self, limit: int = 50) -> list[Order]:
         rows = self._query(
-            "SELECT body FROM orders ORDER BY number DESC LIMIT ?", (limit,)
+            "SELECT body FROM orders ORDER BY json_extract(body, '$.number') DESC, rowid DESC "
+            "LIMIT ?", (limit,)
         )
         return [Order.model_validate_json(b) for (b,) in rows]
 
     def order_for_call(self, call_id: str) -> Order | None:
-        rows = self._query("SELECT body FROM orders WHERE call_id = ?", (call_id,))
+        rows = self._query("SELECT body FROM orders WHERE call_id = ? "
+                           "ORDER BY status = 'superseded', rowid DESC", (call_id,))
         return Order.model_validate_json(rows[0][0]) if rows else None
 
     def record_turn(self, call_id: str, speaker: str, text: str, at: datetime,
@@ -264,3 +344,7 @@ class LocalStore:
             "SELECT call_id FROM call_turns GROUP BY call_id ORDER BY MAX(id) DESC LIMIT ?", (limit,)
         )
         return [r[0] for r in rows]
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One write transaction for store modules beside this class (desired_state, ...)."""
+        return self._transaction()

@@ -110,6 +110,106 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX print_slips_pending ON print_slips(status, created_at);
     """,
+    # 5: print durability. Tickets and slips keep their failures and next attempt time
+    # (backoff survives a restart), the printer's cut count read just before the bytes went
+    # out (the exactly-once commit point), whether a retry may duplicate a ticket that came
+    # out (a printer without a counter) and a header mark; slips gain the statuses
+    # printing and dead_lettered (a table rebuild: SQLite cannot alter a CHECK). Platform
+    # commands are applied once per command id, and the edge records the printer's condition.
+    """
+    ALTER TABLE actions ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE actions ADD COLUMN next_attempt_at TEXT;
+    ALTER TABLE actions ADD COLUMN cuts_before INTEGER;
+    ALTER TABLE actions ADD COLUMN mark TEXT;
+    ALTER TABLE actions ADD COLUMN may_have_printed INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE print_slips_v5 (
+        slip_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        call_id TEXT,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        lines TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+            ('pending', 'in_flight', 'printing', 'succeeded', 'dead_lettered')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        cuts_before INTEGER,
+        may_have_printed INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO print_slips_v5(slip_id, kind, call_id, idempotency_key, title, lines, status,
+        attempts, last_error, created_at, updated_at)
+        SELECT slip_id, kind, call_id, idempotency_key, title, lines, status, attempts,
+        last_error, created_at, updated_at FROM print_slips;
+    DROP TABLE print_slips;
+    ALTER TABLE print_slips_v5 RENAME TO print_slips;
+    CREATE INDEX print_slips_pending ON print_slips(status, created_at);
+    CREATE TABLE applied_commands (
+        command_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL CHECK (kind IN ('cancel', 'reprint', 'supersede')),
+        order_id TEXT NOT NULL REFERENCES orders(order_id),
+        action_id TEXT,
+        replacement_order_id TEXT,
+        applied_at TEXT NOT NULL
+    );
+    CREATE TABLE printer_state (
+        printer TEXT PRIMARY KEY,
+        condition TEXT NOT NULL,
+        detail TEXT,
+        changed_at TEXT NOT NULL
+    )
+    """,
+    # 6: desired state from the cloud (every applied version kept; the highest is in
+    # force), rejected versions with their error, and one outcome per cloud command (its
+    # id is the key, so a command delivered twice is applied once); the outbox index by
+    # creation time serves day resync, pruning and the oldest-unacked figure.
+    """
+    CREATE TABLE desired_state (
+        version INTEGER PRIMARY KEY CHECK (version >= 1),
+        body TEXT NOT NULL,
+        blueprint_hash TEXT,
+        applied_at TEXT NOT NULL
+    );
+    CREATE TABLE desired_rejections (
+        version INTEGER PRIMARY KEY CHECK (version >= 1),
+        error TEXT NOT NULL,
+        rejected_at TEXT NOT NULL
+    );
+    CREATE TABLE command_outcomes (
+        command_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        order_id TEXT,
+        status TEXT NOT NULL CHECK (status IN ('applied', 'duplicate', 'rejected')),
+        reason TEXT,
+        at TEXT NOT NULL,
+        reported_at TEXT
+    );
+    CREATE INDEX command_outcomes_unreported ON command_outcomes(reported_at, at);
+    CREATE INDEX outbox_created ON outbox(created_at)
+    """,
+    # 7: one row per call session: which speech/NLU providers routing chose (and why) and
+    # every mid-call failover, for the setup UI and for tuning the routing table.
+    """
+    CREATE TABLE call_sessions (
+        session_id TEXT PRIMARY KEY,
+        call_id TEXT NOT NULL UNIQUE,
+        tenant_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        routing TEXT NOT NULL,
+        failovers TEXT NOT NULL DEFAULT '[]',
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX call_sessions_started ON call_sessions(started_at);
+    """,
+    # 8: each call's provider use (audio seconds, tokens, estimated cost per provider and
+    # kind), summed per UTC day into the health report for the cloud's cost tracking.
+    """
+    ALTER TABLE call_sessions ADD COLUMN usage TEXT NOT NULL DEFAULT '[]'
+    """,
 )
 
 

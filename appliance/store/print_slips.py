@@ -1,8 +1,9 @@
 """Slips: kitchen-printer jobs that belong to no order, such as a warm handover summary.
 
-The queue discipline is the one of ticket actions (migration 4): queued once per
-idempotency key, claimed into in_flight, then succeeded or back to pending with the error.
-These functions run inside a transaction that `LocalStore` opens.
+The queue discipline is the one of ticket actions (migrations 4 and 5, see print_queue):
+queued once per idempotency key, claimed into in_flight, printing, then succeeded, back to
+pending with the error and next attempt time, or dead lettered. These functions run inside
+a transaction that `LocalStore` opens.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from pydantic import BaseModel
 
 from sync.ids import new_id
 
-_COLUMNS = "slip_id, kind, call_id, idempotency_key, title, lines, status, attempts, last_error, created_at"
+_COLUMNS = ("slip_id, kind, call_id, idempotency_key, title, lines, status, attempts, last_error, "
+            "created_at, failures, next_attempt_at, cuts_before, may_have_printed")
+_INSERTED = "slip_id, kind, call_id, idempotency_key, title, lines, status, attempts, last_error, created_at"
 
 
 class PrintSlip(BaseModel, frozen=True):
-    """A queued slip: a big `title` over short `lines`; `attempts` counts claims."""
+    """A queued slip: a big `title` over short `lines`; `attempts` counts claims and
+    `failures` the tries that failed while the printer was ready."""
 
     slip_id: str
     kind: str
@@ -31,6 +35,10 @@ class PrintSlip(BaseModel, frozen=True):
     attempts: int
     last_error: str | None
     created_at: datetime
+    failures: int = 0
+    next_attempt_at: datetime | None = None
+    cuts_before: int | None = None
+    may_have_printed: bool = False
 
 
 def _iso(t: datetime) -> str:
@@ -54,7 +62,7 @@ def queue(conn: sqlite3.Connection, *, kind: str, title: str, lines: list[str],
                      idempotency_key=idempotency_key, title=title, lines=lines,
                      status="pending", attempts=0, last_error=None, created_at=now)
     conn.execute(
-        f"INSERT INTO print_slips({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO print_slips({_INSERTED}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (slip.slip_id, kind, call_id, idempotency_key, title, json.dumps(lines), slip.status,
          0, None, _iso(now), _iso(now)),
     )
@@ -62,10 +70,12 @@ def queue(conn: sqlite3.Connection, *, kind: str, title: str, lines: list[str],
 
 
 def claim(conn: sqlite3.Connection, now: datetime, limit: int) -> list[PrintSlip]:
-    """Move pending (or abandoned in-flight) slips to in_flight, oldest first, and return them."""
+    """Move due pending (or abandoned in-flight) slips to in_flight, oldest first, and return
+    them; a slip still backing off stays pending."""
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM print_slips WHERE status IN ('pending', 'in_flight') "
-        "ORDER BY created_at, slip_id LIMIT ?", (limit,),
+        "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+        "ORDER BY created_at, slip_id LIMIT ?", (_iso(now), limit),
     ).fetchall()
     slips = [_slip(r) for r in rows]
     for slip in slips:
@@ -74,21 +84,11 @@ def claim(conn: sqlite3.Connection, now: datetime, limit: int) -> list[PrintSlip
     return [s.model_copy(update={"status": "in_flight", "attempts": s.attempts + 1}) for s in slips]
 
 
-def complete(conn: sqlite3.Connection, slip_id: str, now: datetime) -> bool:
-    """Mark a slip printed; False if it already was."""
-    cur = conn.execute(
-        "UPDATE print_slips SET status = 'succeeded', last_error = NULL, updated_at = ? "
-        "WHERE slip_id = ? AND status != 'succeeded'", (_iso(now), slip_id),
-    )
-    return cur.rowcount > 0
-
-
-def fail(conn: sqlite3.Connection, slip_id: str, error: str, now: datetime) -> None:
-    """Return an in-flight slip to pending with the error kept for the setup UI."""
-    conn.execute(
-        "UPDATE print_slips SET status = 'pending', last_error = ?, updated_at = ? "
-        "WHERE slip_id = ? AND status = 'in_flight'", (error, _iso(now), slip_id),
-    )
+def printing(conn: sqlite3.Connection) -> PrintSlip | None:
+    """The slip left in printing by an agent that stopped mid-send, if any."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM print_slips WHERE status = 'printing' "
+                       "ORDER BY updated_at LIMIT 1").fetchone()
+    return _slip(row) if row else None
 
 
 def by_status(conn: sqlite3.Connection, status: str, limit: int) -> list[PrintSlip]:

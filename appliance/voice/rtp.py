@@ -14,11 +14,12 @@ import logging
 import secrets
 import struct
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from appliance.voice.dtmf import DtmfParseError, DtmfReceiver, parse_event
 from appliance.voice.g711 import G711Codec
 from appliance.voice.jitter_buffer import (
     FRAME_SAMPLES,
@@ -28,6 +29,7 @@ from appliance.voice.jitter_buffer import (
     conceal,
 )
 from appliance.voice.playout_clock import PlayoutClock
+from sync.structured_log import fields
 
 _HEADER = struct.Struct("!BBHII")
 log = logging.getLogger(__name__)
@@ -131,6 +133,7 @@ class RtpStats:
     malformed: int = 0
     foreign: int = 0
     overflow: int = 0
+    digits: int = 0
     jitter: JitterStats = field(default_factory=JitterStats)
 
 
@@ -153,9 +156,14 @@ class RtpEndpoint:
     """One call leg's RTP socket; implements the MediaChannel protocol of the SIP agent."""
 
     def __init__(self, codec: G711Codec, peer: RtpPeer, *, comfort_silence: bool = False,
-                 jitter_depth: int = 3, max_buffered_frames: int = 1500) -> None:
+                 jitter_depth: int = 3, max_buffered_frames: int = 1500,
+                 dtmf_payload_type: int | None = None) -> None:
         self.codec = codec
         self.peer = peer
+        self.dtmf_payload_type = dtmf_payload_type
+        self.held = False  # the caller put us on hold: send nothing, ignore what comes in
+        self._dtmf = DtmfReceiver()
+        self._dtmf_listeners: list[Callable[[str], None]] = []
         self.stats = RtpStats()
         self._comfort = comfort_silence
         self._jitter: JitterBuffer[RtpPacket] = JitterBuffer(depth=jitter_depth)
@@ -182,9 +190,11 @@ class RtpEndpoint:
 
     @classmethod
     async def open(cls, host: str, codec: G711Codec, peer: RtpPeer, *, port: int = 0,
-                   comfort_silence: bool = False, jitter_depth: int = 3) -> RtpEndpoint:
+                   comfort_silence: bool = False, jitter_depth: int = 3,
+                   dtmf_payload_type: int | None = None) -> RtpEndpoint:
         """Bind a UDP socket on host:port (0 = any free port) and start the sender."""
-        endpoint = cls(codec, peer, comfort_silence=comfort_silence, jitter_depth=jitter_depth)
+        endpoint = cls(codec, peer, comfort_silence=comfort_silence, jitter_depth=jitter_depth,
+                       dtmf_payload_type=dtmf_payload_type)
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(endpoint),
                                                            local_addr=(host, port))
@@ -197,6 +207,28 @@ class RtpEndpoint:
         self.peer = peer
         if peer.destination is not None:
             self._peer_known.set()
+
+    def hold(self, held: bool) -> None:
+        """On hold (RFC 3264 8.4) nothing is sent and caller audio (music on hold) is dropped;
+        queued prompts pause where they are and go on (a new talkspurt) after resume."""
+        if held and not self.held:
+            self._frames.clear()
+        self.held = held
+        self._wake.set()
+
+    def on_dtmf(self, listener: Callable[[str], None]) -> None:
+        """Call `listener` with each key the caller presses (RFC 4733 or SIP INFO)."""
+        self._dtmf_listeners.append(listener)
+
+    def deliver_dtmf(self, symbol: str) -> None:
+        """Hand a key press to the listeners (the SIP agent calls this for INFO relay)."""
+        self.stats.digits += 1
+        log.info("caller pressed a key", extra=fields(digit=symbol))
+        for listener in list(self._dtmf_listeners):
+            try:
+                listener(symbol)
+            except Exception:  # a listener bug must not stop the media
+                log.exception("DTMF listener failed")
 
     @property
     def local_port(self) -> int:
@@ -285,8 +317,19 @@ class RtpEndpoint:
                 self._decode(item)
             self._jitter.reset()
         self._ssrc_in = packet.ssrc
+        if packet.payload_type == self.dtmf_payload_type and self.dtmf_payload_type is not None:
+            self._on_tone(packet)  # at once: the jitter buffer may sit on the last packets
         for _, item in self._jitter.push(packet.sequence, packet):
             self._decode(item)
+
+    def _on_tone(self, packet: RtpPacket) -> None:
+        try:
+            event = parse_event(packet.payload)
+        except DtmfParseError:
+            self.stats.malformed += 1
+            return
+        for digit in self._dtmf.feed(packet.timestamp, event):
+            self.deliver_dtmf(digit.symbol)
 
     def _decode(self, packet: RtpPacket | None) -> None:
         if packet is None:
@@ -298,6 +341,8 @@ class RtpEndpoint:
             self._last_pcm, self._loss_run = pcm, 0
         else:
             return  # telephone-event, comfort noise: not audio frames
+        if self.held:
+            return
         for frame in self._reframer.push(pcm):
             if len(self._frames) == self._frames.maxlen:
                 self.stats.overflow += 1  # nobody reads frames(): keep the newest
@@ -318,7 +363,7 @@ class RtpEndpoint:
     async def _pace(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._closed.is_set():
-            if not self._queue and not self._comfort:
+            if (not self._queue and not self._comfort) or self.held:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -327,7 +372,7 @@ class RtpEndpoint:
                 continue
             self._clock.start_talkspurt(loop.time())
             self._was_audio = False
-            while not self._closed.is_set() and (self._queue or self._comfort):
+            while not self._closed.is_set() and (self._queue or self._comfort) and not self.held:
                 self._send_frame(loop.time())
                 delay = self._clock.due - loop.time()
                 if delay > 0:
@@ -352,7 +397,7 @@ class RtpEndpoint:
         packet = RtpPacket(self.codec.payload_type, self._seq, timing.timestamp, self._ssrc,
                            self.codec.encode(pcm), marker=timing.marker)
         self._seq = (self._seq + 1) & 0xFFFF
-        if self._transport is not None and self.peer.destination is not None:
+        if self._transport is not None and self.peer.destination is not None and not self.held:
             self._transport.sendto(packet.to_bytes(), self.peer.destination)
             self.stats.packets_out += 1
         if finished is not None:

@@ -1,8 +1,10 @@
-"""The box's SIP user agent server over UDP: answers calls and hands each one to a handler.
+"""The box's SIP user agent server over UDP (and TCP): answers calls, hands each to a handler.
 
-Responses go to the datagram's source address (RFC 3261 18.2.2, rport-style) and media to
-what RtpPeer allows; no host named in a message is ever resolved or contacted. Every
-failure is answered or logged, and the agent keeps serving.
+Responses go to the datagram's source address (RFC 3261 18.2.2, rport-style) or back on
+the TCP connection the request came on, and media to what RtpPeer allows; no host named
+in a message is ever resolved or contacted. Every failure is answered or logged, and the
+agent keeps serving. What can change mid-call (re-INVITE, UPDATE, INFO, session timers)
+is in sip_midcall.py.
 """
 
 from __future__ import annotations
@@ -10,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote
 
@@ -28,6 +28,7 @@ from appliance.voice.sdp import (
     negotiate_audio,
     parse_sdp,
 )
+from appliance.voice.session_timer import MIN_SE, SessionTimer, TimerTerms
 from appliance.voice.sip_access import Challenge, Forbid, InboundAccess
 from appliance.voice.sip_dialog import (
     T1,
@@ -36,17 +37,17 @@ from appliance.voice.sip_dialog import (
     CallPhase,
     Dialog,
     InviteTransaction,
-    TxKey,
     caller_name,
     new_branch,
     new_tag,
     transaction_key,
 )
 from appliance.voice.sip_message import SipRequest, SipResponse
+from appliance.voice.sip_midcall import CallLeg, MidCallRequests, Refusal
 from appliance.voice.sip_refer import ReferTracker, TransferOutcome, TransferResult, refer_request
+from appliance.voice.sip_tcp import TcpSource
 from appliance.voice.sip_transaction import (
     Address,
-    SipTransactionLayer,
     advertised_address,
     warning_header,
 )
@@ -59,9 +60,9 @@ __all__ = ["CallHandler", "CallInfo", "MediaChannel", "SipAgent", "TransferResul
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY"
-NOT_ALLOWED = frozenset({"REGISTER", "SUBSCRIBE", "MESSAGE", "INFO", "UPDATE", "PRACK",
-                         "REFER", "PUBLISH"})
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY, UPDATE, INFO"
+NOT_ALLOWED = frozenset({"REGISTER", "SUBSCRIBE", "MESSAGE", "PRACK", "REFER", "PUBLISH"})
+SUPPORTED = frozenset({"timer"})
 
 
 class MediaChannel(Protocol):
@@ -93,58 +94,46 @@ class MediaChannel(Protocol):
         """Wait until everything queued so far has been sent (or stopped)."""
         ...
 
+    def on_dtmf(self, listener: Callable[[str], None]) -> None:
+        """Call `listener` with each key the caller presses (RFC 4733 events or SIP INFO)."""
+        ...
+
+    def close(self) -> None:
+        """End the media from our side; the call is hung up when the handler returns."""
+        ...
+
 
 CallHandler = Callable[[CallInfo, MediaChannel], Awaitable[None]]
 ResponseListener = Callable[[SipResponse, tuple[str, int]], None]
 
 
-@dataclass(frozen=True)
-class _Refusal:
-    status: int
-    reason: str
-    extra: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(eq=False)
-class _Call:
-    info: CallInfo
-    invite: SipRequest
-    tx: InviteTransaction
-    dialog: Dialog
-    offer: SessionDescription
-    plan: AudioPlan
-    phase: CallPhase = CallPhase.PROCEEDING
-    media: RtpEndpoint | None = None
-    answer_sdp: bytes | None = None
-    handler_task: asyncio.Task[None] | None = None
-    handler_done: bool = False
-    bye_branch: str | None = None
-
-    @property
-    def remote(self) -> Address:
-        return self.info.remote
-
-
-class SipAgent(SipTransactionLayer):
-    """UDP SIP user agent server: one handler task per established call, at most `max_calls`.
+class SipAgent(MidCallRequests):
+    """SIP user agent server: one handler task per established call, at most `max_calls`.
 
     `t1`/`t2` are the RFC 3261 timers (tests shorten them); `answer_after_s` rings (180)
     that long before answering, which gives a caller time to CANCEL. `access` gates new
-    calls by source address or digest auth (None: anyone may call, as before).
+    calls by source address or digest auth (None: anyone may call, as before). `tcp` adds
+    a TCP listener on the same port. Past `max_calls` a call gets 486 Busy Here, or 302 to
+    `overflow_uri` (the staff line) when set. `min_se` is our session-timer floor (422);
+    a call on hold longer than `hold_timeout_s` is hung up.
     """
 
     def __init__(self, host: str, port: int, users: list[str], handler: CallHandler,
                  rtp_host: str = "0.0.0.0", max_calls: int = 2, *, t1: float = T1, t2: float = T2,
                  answer_after_s: float = 0.0, stop_grace_s: float = 2.0,
-                 access: InboundAccess | None = None) -> None:
-        super().__init__(host, port, t1=t1, t2=t2)
+                 access: InboundAccess | None = None, tcp: bool = False,
+                 overflow_uri: SipUri | None = None, min_se: int = MIN_SE,
+                 hold_timeout_s: float = 300.0) -> None:
+        super().__init__(host, port, t1=t1, t2=t2, tcp=tcp)
         self.access = access
         self.response_listeners: list[ResponseListener] = []
         self.users, self.rtp_host, self.max_calls = list(users), rtp_host, max_calls
+        self.overflow_uri, self.min_se, self.hold_timeout_s = overflow_uri, min_se, hold_timeout_s
         self._handler = handler
         self._answer_after_s, self._stop_grace_s = answer_after_s, stop_grace_s
-        self._calls: dict[tuple[str, str], _Call] = {}
-        self._byes: dict[str, _Call] = {}
+        self._calls: dict[tuple[str, str], CallLeg] = {}
+        self._byes: dict[str, CallLeg] = {}
+        self._updates: dict[str, CallLeg] = {}
         self._refers = ReferTracker()
 
     @property
@@ -179,8 +168,12 @@ class SipAgent(SipTransactionLayer):
     def _on_request(self, request: SipRequest, source: Address) -> None:
         route = {"INVITE": self._on_invite, "ACK": self._on_ack, "BYE": self._on_bye,
                  "CANCEL": self._on_cancel, "OPTIONS": self._on_options,
-                 "NOTIFY": self._on_notify}.get(request.method)
-        if route is not None:
+                 "NOTIFY": self._on_notify, "UPDATE": self._on_update,
+                 "INFO": self._on_info}.get(request.method)
+        unknown = [r for r in request.headers.values("Require") if r.lower() not in SUPPORTED]
+        if unknown and request.method not in ("INVITE", "ACK", "CANCEL"):  # RFC 3261 8.2.2.3
+            self._reply(request, source, 420, extra=[("Unsupported", ", ".join(unknown))])
+        elif route is not None:
             route(request, source)
         elif request.method in NOT_ALLOWED:
             self._reply(request, source, 405, extra=[("Allow", ALLOW)])
@@ -188,7 +181,8 @@ class SipAgent(SipTransactionLayer):
             self._reply(request, source, 501)
 
     def _on_options(self, request: SipRequest, source: Address) -> None:
-        self._reply(request, source, 200, extra=[("Allow", ALLOW), ("Accept", "application/sdp")])
+        self._reply(request, source, 200, extra=[("Allow", ALLOW), ("Accept", "application/sdp"),
+                                                 ("Supported", ", ".join(sorted(SUPPORTED)))])
 
     def _on_invite(self, request: SipRequest, source: Address) -> None:
         key = transaction_key(request)
@@ -202,17 +196,20 @@ class SipAgent(SipTransactionLayer):
             return
         tx = self._invites[key] = InviteTransaction(key)
         screened = self._screen(request, source)
-        if isinstance(screened, _Refusal):
+        if isinstance(screened, Refusal):
             log.info("call refused", extra=fields(status=screened.status, reason=screened.reason,
                                                   source=format_host(*source)))
             self._final(tx, request, source, screened.status, extra=screened.extra)
             return
-        offer, plan = screened
+        offer, plan, terms = screened
         local_tag = new_tag()
         info = CallInfo(call_id=new_id("call"), sip_call_id=request.call_id,
                         from_uri=str(request.from_addr.uri), caller=caller_name(request.from_addr),
                         to_user=unquote(request.uri.user or ""), remote=source)
-        call = _Call(info, request, tx, Dialog.from_invite(request, local_tag), offer, plan)
+        call = CallLeg(info, request, tx, Dialog.from_invite(request, local_tag), offer, plan)
+        if terms is not None:
+            call.timer = SessionTimer(terms, self._now())
+            call.peer_timer_support = "timer" in {v.lower() for v in request.headers.values("Supported")}
         self._calls[(request.call_id, local_tag)] = call
         tx.last_response = self._reply(request, source, 100)
         with log_context(call_id=info.call_id):
@@ -221,41 +218,41 @@ class SipAgent(SipTransactionLayer):
                                                    remote=format_host(*source)))
             self._spawn(self._answer(call))
 
-    def _screen(self, request: SipRequest, source: Address) -> _Refusal | tuple[SessionDescription, AudioPlan]:
-        """The offer and chosen codec of an INVITE we can take, else why we refuse it."""
+    def _screen(self, request: SipRequest, source: Address
+                ) -> Refusal | tuple[SessionDescription, AudioPlan, TimerTerms | None]:
+        """The offer, chosen codec and session-timer terms of an INVITE we can take, else
+        why we refuse it."""
         decision = self.access.check(request, source[0], self._now()) if self.access else None
         if isinstance(decision, Challenge):
-            return _Refusal(401, "digest authentication required", (("WWW-Authenticate", decision.header),))
+            return Refusal(401, "digest authentication required", (("WWW-Authenticate", decision.header),))
         if isinstance(decision, Forbid):
-            return _Refusal(403, decision.reason)
+            return Refusal(403, decision.reason)
         user = unquote(request.uri.user or "")
         if user not in self.users:
-            return _Refusal(404, f"unknown user {user[:40]!r}")
-        required = request.headers.values("Require")
-        if required:
-            return _Refusal(420, "unsupported extension", (("Unsupported", ", ".join(required)),))
+            return Refusal(404, f"unknown user {user[:40]!r}")
+        unknown = [r for r in request.headers.values("Require") if r.lower() not in SUPPORTED]
+        if unknown:  # INVITE: checked after the gate and the user, like before
+            return Refusal(420, "unsupported extension", (("Unsupported", ", ".join(unknown)),))
+        accept = {a.split(";")[0].strip().lower() for a in request.headers.values("Accept")}
+        if accept and not accept & {"application/sdp", "application/*", "*/*"}:
+            return Refusal(406, "caller does not accept SDP", (("Accept", "application/sdp"),))
         if len(self._calls) >= self.max_calls:
-            return _Refusal(486, "max_calls reached")
+            if self.overflow_uri is not None:
+                return Refusal(302, "max_calls reached: sent to the staff line",
+                               (("Contact", f"<{self.overflow_uri}>"),))
+            return Refusal(486, "max_calls reached")
+        terms = self.negotiate_timer(request)
+        if isinstance(terms, Refusal):
+            return terms
         if not request.body:
-            return _Refusal(488, "no SDP offer", (warning_header("an SDP offer is required"),))
+            return Refusal(488, "no SDP offer", (warning_header("an SDP offer is required"),))
         if request.content_type != "application/sdp":
-            return _Refusal(415, f"body is {request.content_type}", (("Accept", "application/sdp"),))
+            return Refusal(415, f"body is {request.content_type}", (("Accept", "application/sdp"),))
         try:
             offer = parse_sdp(request.body)
-            return offer, negotiate_audio(offer)
+            return offer, negotiate_audio(offer), terms
         except SdpError as err:
-            return _Refusal(488, str(err), (warning_header(str(err)),))
-
-    def _on_reinvite(self, request: SipRequest, source: Address, key: TxKey) -> None:
-        """Session refresh or hold: answer with the session we already have (media unchanged)."""
-        call = self._dialog_call(request)
-        if call is None or call.answer_sdp is None or call.phase not in (
-                CallPhase.ANSWERED, CallPhase.CONFIRMED):
-            self._reply(request, source, 481)
-            return
-        tx = self._invites[key] = InviteTransaction(key)
-        data = self._reply(request, source, 200, extra=self._ok_headers(call), body=call.answer_sdp)
-        tx.last_response, tx.final_status, tx.final_at = data, 200, self._now()
+            return Refusal(488, str(err), (warning_header(str(err)),))
 
     def _on_ack(self, request: SipRequest, source: Address) -> None:
         tx = self._invites.get(transaction_key(request))
@@ -263,12 +260,13 @@ class SipAgent(SipTransactionLayer):
             tx.acked = True  # ACK of a rejection: ends its retransmissions
             return
         call = self._dialog_call(request)
-        if call is None or call.phase is not CallPhase.ANSWERED:
+        if call is None or self.on_reinvite_ack(call, request) or call.phase is not CallPhase.ANSWERED:
             return
         call.phase = CallPhase.CONFIRMED
         with log_context(call_id=call.info.call_id):
             log.info("call established")
             call.handler_task = self._spawn(self._run_handler(call))
+            self.watch_session(call)
 
     def _on_bye(self, request: SipRequest, source: Address) -> None:
         call = self._dialog_call(request)
@@ -303,7 +301,8 @@ class SipAgent(SipTransactionLayer):
         if call is None:
             return TransferResult(TransferOutcome.FAILED)
         local = advertised_address(self.host, call.remote[0])
-        via = ViaHop("UDP", local, self.port, (("branch", new_branch()), ("rport", None)))
+        via = ViaHop(self.via_transport(call.remote), local, self.port,
+                     (("branch", new_branch()), ("rport", None)))
         data = refer_request(call.dialog, via, self._contact(call), target, self._contact(call)).to_bytes()
         self._refers.start(call_id, via.branch or "")
         self._send(data, call.remote)
@@ -318,6 +317,8 @@ class SipAgent(SipTransactionLayer):
         branch = response.vias[0].branch
         if response.cseq.method == "REFER" and self._refers.on_response(branch, response.status):
             return
+        if self._on_refresh_response(response):
+            return
         call = self._byes.get(branch or "")
         if call is not None and response.status >= 200 and response.cseq.method == "BYE":
             self._end(call, f"BYE answered with {response.status}")
@@ -325,17 +326,18 @@ class SipAgent(SipTransactionLayer):
             for listener in self.response_listeners:  # e.g. the REGISTER client on our socket
                 listener(response, source)
 
-    def _dialog_call(self, request: SipRequest) -> _Call | None:
+    def _dialog_call(self, request: SipRequest) -> CallLeg | None:
         call = self._calls.get((request.call_id, request.to_addr.tag or ""))
         return call if call is not None and call.dialog.matches(request) else None
 
     # -- call lifecycle ------------------------------------------------------------------
 
-    async def _answer(self, call: _Call) -> None:
+    async def _answer(self, call: CallLeg) -> None:
         try:
             peer = RtpPeer(call.plan.remote_address, call.plan.remote_port, call.remote[0])
             codec = codec_for(call.plan.encoding, call.plan.payload_type)
-            call.media = await RtpEndpoint.open(self.rtp_host, codec, peer)
+            call.media = await RtpEndpoint.open(self.rtp_host, codec, peer,
+                                                dtmf_payload_type=call.plan.dtmf_payload_type)
             if call.phase is CallPhase.PROCEEDING and self._answer_after_s > 0:
                 call.tx.last_response = self._reply(call.invite, call.remote, 180,
                                                     call.dialog.local_tag)
@@ -345,9 +347,10 @@ class SipAgent(SipTransactionLayer):
                 return
             address = advertised_address(self.rtp_host, call.remote[0])
             call.answer_sdp = build_answer(call.offer, call.plan, address, call.media.local_port,
-                                           session_id=secrets.randbelow(2**31))
+                                           session_id=call.session_id)
             data = self._reply(call.invite, call.remote, 200, call.dialog.local_tag,
-                               extra=self._ok_headers(call), body=call.answer_sdp)
+                               extra=[*self._ok_headers(call), *self.timer_headers(call)],
+                               body=call.answer_sdp)
         except Exception:
             log.exception("answering the call failed")
             if call.phase is CallPhase.PROCEEDING:
@@ -361,16 +364,17 @@ class SipAgent(SipTransactionLayer):
         self._spawn(self._retransmit(data, call.remote, lambda: call.phase is CallPhase.ANSWERED,
                                      lambda: self._hang_up(call, "no ACK for 200 OK")))
 
-    def _ok_headers(self, call: _Call) -> list[tuple[str, str]]:
+    def _ok_headers(self, call: CallLeg) -> list[tuple[str, str]]:
         return [("Contact", self._contact(call)), ("Allow", ALLOW),
-                ("Content-Type", "application/sdp")]
+                ("Supported", ", ".join(sorted(SUPPORTED))), ("Content-Type", "application/sdp")]
 
-    def _contact(self, call: _Call) -> str:
+    def _contact(self, call: CallLeg) -> str:
         user = call.info.to_user if re.fullmatch(r"[A-Za-z0-9._+-]+", call.info.to_user) else "voxeron"
         host = format_host(advertised_address(self.host, call.remote[0]), self.port)
-        return f"<sip:{user}@{host}>"
+        transport = ";transport=tcp" if isinstance(call.remote, TcpSource) else ""
+        return f"<sip:{user}@{host}{transport}>"
 
-    async def _run_handler(self, call: _Call) -> None:
+    async def _run_handler(self, call: CallLeg) -> None:
         assert call.media is not None
         try:
             await self._handler(call.info, call.media)
@@ -382,14 +386,15 @@ class SipAgent(SipTransactionLayer):
                 self._hang_up(call, "handler finished")
             self._forget_if_done(call)
 
-    def _hang_up(self, call: _Call, reason: str) -> None:
+    def _hang_up(self, call: CallLeg, reason: str) -> None:
         """Send BYE (retransmitted until answered or 64*T1) and close the media."""
         with log_context(call_id=call.info.call_id):
             call.phase = CallPhase.ENDING
             if call.media is not None:
                 call.media.close()
             local = advertised_address(self.host, call.remote[0])
-            via = ViaHop("UDP", local, self.port, (("branch", new_branch()), ("rport", None)))
+            via = ViaHop(self.via_transport(call.remote), local, self.port,
+                         (("branch", new_branch()), ("rport", None)))
             data = call.dialog.request("BYE", via, self._contact(call)).to_bytes()
             call.bye_branch = via.branch
             self._byes[via.branch or ""] = call
@@ -398,10 +403,12 @@ class SipAgent(SipTransactionLayer):
             self._spawn(self._retransmit(data, call.remote, lambda: call.phase is CallPhase.ENDING,
                                          lambda: self._end(call, "BYE unanswered")))
 
-    def _end(self, call: _Call, reason: str) -> None:
+    def _end(self, call: CallLeg, reason: str) -> None:
         if call.phase is CallPhase.ENDED:
             return
         call.phase = CallPhase.ENDED
+        if call.timer_task is not None:
+            call.timer_task.cancel()
         if call.media is not None:
             call.media.close()
         if call.bye_branch is not None:
@@ -413,6 +420,6 @@ class SipAgent(SipTransactionLayer):
                 rtp_lost=rtp and rtp.jitter.lost, rtp_late=rtp and rtp.jitter.late))
         self._forget_if_done(call)
 
-    def _forget_if_done(self, call: _Call) -> None:
+    def _forget_if_done(self, call: CallLeg) -> None:
         if call.phase is CallPhase.ENDED and (call.handler_task is None or call.handler_done):
             self._calls.pop((call.info.sip_call_id, call.dialog.local_tag), None)

@@ -1,4 +1,4 @@
-"""SIP requests and responses over UDP: parse, serialise, and build a response to a request.
+"""SIP requests and responses (one datagram or one framed TCP message): parse, serialise, and build a response to a request.
 
 `parse_message` is the only door for bytes from the network: whatever it is fed, it returns
 a validated message or raises SipParseError (never another exception), so a stray
@@ -46,18 +46,20 @@ LIST_HEADERS = frozenset({
     "Content-Encoding", "In-Reply-To",
 })
 REASONS = {
-    100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 400: "Bad Request",
-    401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK",
+    302: "Moved Temporarily", 400: "Bad Request",
+    401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
     407: "Proxy Authentication Required", 408: "Request Timeout",
     415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
-    423: "Interval Too Brief", 481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
+    422: "Session Interval Too Small", 423: "Interval Too Brief", 481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
     486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
     500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable",
-    505: "Version Not Supported",
+    505: "Version Not Supported", 513: "Message Too Large",
 }
 _CSEQ = re.compile(r"^([0-9]{1,10})\s+(\S+)$")
 _VERSION = re.compile(r"^SIP/[0-9]+\.[0-9]+$", re.I)
 _DIGITS = re.compile(r"^[0-9]{1,10}$")
+_SINGLE = ("Call-ID", "From", "To", "CSeq", "Max-Forwards", "Content-Type")  # RFC 3261 7.3.1
 
 
 def reason_phrase(status: int) -> str:
@@ -311,6 +313,9 @@ def _validate(message: SipRequest | SipResponse) -> None:
     """Every message needs Via, From, To, Call-ID and CSeq that parse (RFC 3261 8.1.1)."""
     if not message.vias:
         raise SipParseError("missing Via")
+    for name in _SINGLE:
+        if len(message.headers.get_all(name)) > 1:
+            raise SipParseError(f"more than one {name} header")
     _ = message.from_addr, message.to_addr, message.call_id
     cseq = message.cseq
     if isinstance(message, SipRequest):

@@ -1,6 +1,6 @@
-"""The UDP transport and server-transaction layer under the SIP agent (RFC 3261 17-18).
+"""The UDP/TCP transport and server-transaction layer under the SIP agent (RFC 3261 17-18).
 
-It owns the socket, answers every response to the datagram's source address (rport-style;
+It owns the sockets (TCP framing lives in sip_tcp.py), answers every response to the datagram's source address (rport-style;
 never a host from a message), replays answers to retransmitted requests, retransmits
 final responses until acknowledged, and turns unparseable input into 400 or a log line.
 """
@@ -32,6 +32,7 @@ from appliance.voice.sip_message import (
     parse_message,
     salvage_request,
 )
+from appliance.voice.sip_tcp import FramingError, SipTcpServer, TcpSource
 from appliance.voice.sip_uri import format_host, parse_via
 from sync.structured_log import fields
 
@@ -74,20 +75,35 @@ class _SipProtocol(asyncio.DatagramProtocol):
 class SipTransactionLayer:
     """Socket, retransmission and transaction matching; subclasses implement the requests."""
 
-    def __init__(self, host: str, port: int, *, t1: float = T1, t2: float = T2) -> None:
+    def __init__(self, host: str, port: int, *, t1: float = T1, t2: float = T2,
+                 tcp: bool = False, max_datagram: int = 65535) -> None:
         self.host, self._port = host, port
         self._t1, self._t2 = t1, t2
+        self.max_datagram = max_datagram
         self._transport: asyncio.DatagramTransport | None = None
+        self.tcp = SipTcpServer(self._on_datagram, self._on_framing_error) if tcp else None
         self._invites: dict[TxKey, InviteTransaction] = {}
         self._cache = ResponseCache(ttl_s=64 * t1)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Bind the UDP socket (port 0 picks a free one, see `port`)."""
+        """Bind the UDP socket, and the TCP listener on the same port when enabled (port 0
+        picks a free port that both transports can have, see `port`)."""
         loop = asyncio.get_running_loop()
-        self._transport, _ = await loop.create_datagram_endpoint(
-            lambda: _SipProtocol(self), local_addr=(self.host, self._port))
-        log.info("SIP agent listening", extra=fields(host=self.host, port=self.port))
+        for attempt in range(8):
+            self._transport, _ = await loop.create_datagram_endpoint(
+                lambda: _SipProtocol(self), local_addr=(self.host, self._port))
+            if self.tcp is None:
+                break
+            try:
+                await self.tcp.start(self.host, self.port)
+                break
+            except OSError:
+                self._transport.close()
+                if self._port != 0 or attempt == 7:
+                    raise
+        log.info("SIP agent listening", extra=fields(host=self.host, port=self.port,
+                                                     transports="udp,tcp" if self.tcp else "udp"))
 
     @property
     def port(self) -> int:
@@ -103,6 +119,8 @@ class SipTransactionLayer:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        if self.tcp is not None:
+            await self.tcp.close()
 
     # -- to be implemented by the transaction user -----------------------------------------
 
@@ -118,8 +136,16 @@ class SipTransactionLayer:
         return asyncio.get_running_loop().time()
 
     def _send(self, data: bytes, dest: Address) -> None:
-        if self._transport is not None:
+        if isinstance(dest, TcpSource):
+            if self.tcp is not None:
+                self.tcp.send(data, dest)
+        elif self._transport is not None:
             self._transport.sendto(data, dest)
+
+    @staticmethod
+    def via_transport(dest: Address) -> str:
+        """The Via transport of a request we send to `dest` (the connection it came on)."""
+        return "TCP" if isinstance(dest, TcpSource) else "UDP"
 
     def send_datagram(self, data: bytes, dest: Address) -> None:
         """Send from the agent's own socket (a REGISTER client shares it, so a registrar that
@@ -146,6 +172,10 @@ class SipTransactionLayer:
     def _dispatch(self, data: bytes, source: Address) -> None:
         if not data.strip(b"\r\n\t "):
             return  # CRLF keep-alive
+        if len(data) > self.max_datagram:
+            self._reject_unparseable(data[:4096], source, SipParseError(
+                f"message of {len(data)} bytes is too large", status=513))
+            return
         self._prune()
         try:
             message = parse_message(data)
@@ -169,6 +199,10 @@ class SipTransactionLayer:
             log.exception("SIP request handling failed", extra=fields(method=message.method))
             if message.method != "ACK":
                 self._reply(message, source, 500)
+
+    def _on_framing_error(self, error: FramingError, source: TcpSource) -> None:
+        """A TCP message we cannot frame: 400 if it can be addressed; the stream then closes."""
+        self._reject_unparseable(error.head + b"\r\n\r\n", source, SipParseError(error.reason))
 
     def _reject_unparseable(self, data: bytes, source: Address, err: SipParseError) -> None:
         salvaged = salvage_request(data)
@@ -210,7 +244,7 @@ class SipTransactionLayer:
             if not pending():
                 return
             decision = schedule.poll(self._now())
-            if decision == "resend":
+            if decision == "resend" and not isinstance(dest, TcpSource):  # TCP does not lose it
                 self._send(data, dest)
             elif decision == "give_up":
                 if give_up is not None:

@@ -15,9 +15,12 @@ from pydantic import BaseModel
 
 from cloud.config import CloudConfig
 from cloud.control.api_errors import ApiError, install_error_handlers
+from cloud.control.cache import HotCache, RedisLimiter
+from cloud.control.control_plane import install_control_plane
 from cloud.control.db import CloudDb, DeviceRecord, OrderRecord
 from cloud.control.dependencies import DbDep
-from cloud.dashboard.routes import router as dashboard_router
+from cloud.control.device_routes import router as device_router
+from cloud.dashboard.routes import install_dashboard
 from sync.contracts.errors import Correlation, ErrorEnvelope
 
 
@@ -30,14 +33,15 @@ class Healthz(BaseModel):
 
 def create_app(cfg: CloudConfig) -> FastAPI:
     """The API over the database at `cfg.db_path` (opened now, closed on shutdown)."""
-    db = CloudDb(cfg.db_path)
+    db = CloudDb.for_config(cfg)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         db.close()
+        app.state.cache.close()
 
-    app = FastAPI(title="voxeron cloud", version="1.0", lifespan=lifespan)
+    app = FastAPI(title="voxeron cloud", version="1.1", lifespan=lifespan)
     app.state.db = db
     install_error_handlers(app)
 
@@ -67,5 +71,11 @@ def create_app(cfg: CloudConfig) -> FastAPI:
             ))
         return record
 
-    app.include_router(dashboard_router)
+    app.include_router(device_router)
+    install_control_plane(app, cfg)
+    cache = HotCache(cfg.redis_url)  # Redis hot cache; without Redis, straight to the database
+    app.state.cache = cache
+    if cache.configured:
+        app.state.rate_limiter = RedisLimiter(cache)  # replicas share one budget per tenant
+    install_dashboard(app, cfg)
     return app

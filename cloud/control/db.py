@@ -1,8 +1,10 @@
-"""The cloud's database for one node: SQLite via the stdlib, typed rows in and out.
+"""Ingest and edge state on the cloud's one database layer (SQLite or PostgreSQL).
 
 Ingest is idempotent by event id: the event row and its effect on the order are written
-in one transaction, so an event seen twice changes nothing the second time. One
-connection per `CloudDb`, guarded by a lock, because FastAPI serves from a thread pool.
+in one transaction, so an event seen twice changes nothing the second time, also when
+two replicas race for it (the primary key serialises them). Reads and writes for a known
+tenant go through `db.tenant(id)` (RLS on PostgreSQL); ingest batches, the fleet
+dashboard and id-only look-ups use the explicit fleet scope.
 """
 
 from __future__ import annotations
@@ -10,18 +12,26 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, computed_field
 
-from cloud.control.migrations import migrate
-from sync.contracts.events import EventEnvelope, OrderSubmitted, TicketPrinted
-from sync.contracts.messages import DeviceStatus, Health
+from cloud.config import CloudConfig
+from cloud.db import Database, Transaction, open_database
+from cloud.db.transaction import Row, Scope, adapt_json, iso
+from sync.contracts.events import (
+    EventEnvelope,
+    OrderCancelled,
+    OrderSubmitted,
+    OrderSuperseded,
+    TicketPrinted,
+)
+from sync.contracts.messages import Command, DesiredState, DeviceStatus, Health, ReportedState
 from sync.contracts.order import Order
-from sync.sqlite_schema import immediate, open_wal
+from sync.sqlite_schema import open_wal
 
 IngestOutcome = Literal["stored", "duplicate"]
 
@@ -66,125 +76,402 @@ class OrderRecord(BaseModel):
 _ORDER_COLUMNS = "order_id, tenant_id, device_id, number, ticket_printed_at, created_at, body"
 
 
-def _order_record(row: tuple[str, str, str, int, str | None, str, str]) -> OrderRecord:
-    order_id, tenant_id, device_id, number, printed, created, body = row
+def _order_record(row: dict[str, object]) -> OrderRecord:
+    printed, created = row["ticket_printed_at"], str(row["created_at"])
     return OrderRecord(
-        order_id=order_id, tenant_id=tenant_id, device_id=device_id, number=number,
-        ticket_printed_at=datetime.fromisoformat(printed) if printed else None,
-        created_at=datetime.fromisoformat(created), order=Order.model_validate_json(body),
+        order_id=str(row["order_id"]), tenant_id=str(row["tenant_id"]),
+        device_id=str(row["device_id"]), number=int(str(row["number"])),
+        ticket_printed_at=datetime.fromisoformat(str(printed)) if printed else None,
+        created_at=datetime.fromisoformat(created),
+        order=Order.model_validate_json(str(row["body"])),
     )
 
 
-class CloudDb:
-    """Typed access to the cloud's SQLite file; several instances may share the file."""
+def _set_cancelled(tx: Transaction) -> str:
+    """The cloud's record of an order says cancelled (JSON edit differs per dialect)."""
+    if tx.dialect == "postgresql":
+        return ("UPDATE orders SET body = jsonb_set(body::jsonb, '{status}', "
+                "'\"cancelled\"')::text WHERE order_id = :order_id AND tenant_id = :tenant_id")
+    return ("UPDATE orders SET body = json_set(body, '$.status', 'cancelled') "
+            "WHERE order_id = :order_id AND tenant_id = :tenant_id")
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        conn = open_wal(self.path)
-        migrate(conn)
+
+class _SnapshotTransaction(Transaction):
+    """A read on a SQLite WAL snapshot (deferred BEGIN): it never waits for a writer.
+
+    The control plane reads CloudDb while holding its own write transaction on the same
+    file (planning desired states); a BEGIN IMMEDIATE read would wait for that writer."""
+
+    dialect = "sqlite"
+
+    def __init__(self, scope: Scope, conn: sqlite3.Connection) -> None:
+        super().__init__(scope)
         self._conn = conn
+
+    def _adapt(self, value: object) -> object:
+        return iso(value) if isinstance(value, datetime) else adapt_json(value)
+
+    def _run(self, sql: str, params: dict[str, object],
+             want_rows: bool) -> tuple[int, list[Row]]:
+        cur = self._conn.execute(sql, params)
+        return cur.rowcount, [dict(r) for r in cur.fetchall()] if want_rows else []
+
+
+class _SnapshotReads:
+    """One read-only connection to the SQLite file, for `_SnapshotTransaction`s."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = open_wal(path)
+        self._conn.row_factory = sqlite3.Row
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def scope(self, tenant_id: str | None) -> Iterator[Transaction]:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield _SnapshotTransaction(
+                    Scope("tenant", tenant_id) if tenant_id is not None else Scope("fleet"),
+                    self._conn)
+            finally:
+                self._conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, immediate(self._conn) as conn:
-            yield conn
+
+class CloudDb:
+    """Typed access to ingest and edge state; several instances may share the database."""
+
+    def __init__(self, path: Path | str | None = None, *, database: Database | None = None,
+                 ) -> None:
+        """`CloudDb(path)`: the single-node SQLite file (the demo); `CloudDb.open(url)`
+        for any backend."""
+        if database is None:
+            if path is None:
+                raise ValueError("CloudDb needs a SQLite path or an opened database")
+            database = open_database(f"sqlite:///{Path(path)}")
+        self.path = Path(path) if path is not None else None
+        self.db = database
+        self._reads = (_SnapshotReads(self.path)
+                       if database.backend == "sqlite" and self.path is not None else None)
+
+    @classmethod
+    def open(cls, url: str, *, app_role: str = "voxeron_app", app_password: str | None = None,
+             pool_size: int = 4) -> CloudDb:
+        """The database at `url` (sqlite:///path or postgresql://owner@host/db), migrated."""
+        path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+        db = cls(path, database=open_database(url, app_role=app_role,
+                                               app_password=app_password,
+                                               pool_size=pool_size))
+        return db
+
+    @classmethod
+    def for_config(cls, cfg: CloudConfig) -> CloudDb:
+        """The cloud's database as configured: `database_url`, else sqlite:///<db_path>."""
+        secret = cfg.database_app_password
+        return cls.open(cfg.control_database_url, app_role=cfg.database_app_role,
+                        app_password=secret.get_secret_value() if secret else None)
+
+    def close(self) -> None:
+        if self._reads is not None:
+            self._reads.close()
+        self.db.close()
+
+    def _read(self, tenant_id: str | None = None,
+              ) -> contextlib.AbstractContextManager[Transaction]:
+        """A read-only transaction: a WAL snapshot on SQLite, else the tenant/fleet scope."""
+        if self._reads is not None:
+            return self._reads.scope(tenant_id)
+        return self.db.tenant(tenant_id) if tenant_id is not None else self.db.fleet()
 
     def ingest_event(self, event: EventEnvelope, now: datetime) -> IngestOutcome:
         """Store an event once and apply it to its order; 'duplicate' if it was already here."""
-        with self._transaction() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (event.event_id, event.tenant_id, event.device_id, event.seq, event.data.type,
-                 event.model_dump_json(), _iso(now)),
+        with self.db.fleet() as tx:
+            outcome = self._ingest_one(tx, event, now)
+            if outcome == "stored":
+                self._touch(tx, event.tenant_id, event.device_id, now)
+        return outcome
+
+    def ingest_events(self, events: Sequence[EventEnvelope], now: datetime) -> list[IngestOutcome]:
+        """Group commit: `ingest_event` for each, in the given order, in one transaction.
+
+        One fsync for the batch instead of one per event; all or nothing, so the caller
+        acks only after this returns and a crash before it loses no acked event.
+        """
+        with self.db.fleet() as tx:
+            outcomes = [self._ingest_one(tx, event, now) for event in events]
+            touched = sorted({(e.tenant_id, e.device_id)
+                              for e, o in zip(events, outcomes, strict=True) if o == "stored"})
+            for tenant_id, device_id in touched:  # sorted: replicas lock rows in one order
+                self._touch(tx, tenant_id, device_id, now)
+        return outcomes
+
+    def _ingest_one(self, tx: Transaction, event: EventEnvelope, now: datetime,
+                    ) -> IngestOutcome:
+        stored = tx.execute(
+            "INSERT INTO events(event_id, tenant_id, device_id, seq, type, body, received_at) "
+            "VALUES (:event_id, :tenant_id, :device_id, :seq, :type, :body, :received_at) "
+            "ON CONFLICT (event_id) DO NOTHING",
+            {"event_id": event.event_id, "tenant_id": event.tenant_id,
+             "device_id": event.device_id, "seq": event.seq, "type": event.data.type,
+             "body": event.model_dump_json(), "received_at": _iso(now)},
+        )
+        if stored == 0:
+            return "duplicate"
+        if isinstance(event.data, OrderSubmitted):
+            self._insert_order(tx, event.data.order, event.seq)
+        elif isinstance(event.data, TicketPrinted):
+            tx.execute(
+                "UPDATE orders SET ticket_printed_at = COALESCE(ticket_printed_at, :printed) "
+                "WHERE order_id = :order_id AND tenant_id = :tenant_id",
+                {"printed": _iso(event.data.printed_at), "order_id": event.data.order_id,
+                 "tenant_id": event.tenant_id},
             )
-            if cur.rowcount == 0:
-                return "duplicate"
-            if isinstance(event.data, OrderSubmitted):
-                self._insert_order(conn, event.data.order)
-            elif isinstance(event.data, TicketPrinted):
-                conn.execute(
-                    "UPDATE orders SET ticket_printed_at = COALESCE(ticket_printed_at, ?) "
-                    "WHERE order_id = ?", (_iso(event.data.printed_at), event.data.order_id),
-                )
-            self._touch(conn, event.tenant_id, event.device_id, now)
+        elif isinstance(event.data, OrderCancelled | OrderSuperseded):  # the box's record
+            tx.execute(_set_cancelled(tx), {"order_id": event.data.order_id,
+                                            "tenant_id": event.tenant_id})
+            if isinstance(event.data, OrderSuperseded):
+                self._insert_order(tx, event.data.replacement, event.seq)
         return "stored"
 
-    def _insert_order(self, conn: sqlite3.Connection, order: Order) -> None:
+    def _insert_order(self, tx: Transaction, order: Order, seq: int) -> None:
         # A ticket.printed that arrived first (the box drains in order, so only after a
-        # replay) is not lost: take its time from the events table.
-        printed = conn.execute(
-            "SELECT MIN(json_extract(body, '$.data.printed_at')) FROM events "
-            "WHERE type = 'ticket.printed' AND json_extract(body, '$.data.order_id') = ?",
-            (order.order_id,),
-        ).fetchone()[0]
-        conn.execute(
-            "INSERT OR IGNORE INTO orders VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (order.order_id, order.tenant_id, order.device_id, order.number,
-             order.model_dump_json(), _iso(datetime.fromisoformat(printed)) if printed else None,
-             _iso(order.created_at)),
+        # replay) is not lost: take its time from the events table. It comes from the same
+        # box after the order (a higher seq), so the (tenant, device, seq) index bounds the
+        # look-up to events stored out of order instead of scanning the whole table.
+        if tx.dialect == "postgresql":
+            printed_at = "body::jsonb #>> '{data,printed_at}'"
+            order_of = "body::jsonb #>> '{data,order_id}'"
+        else:
+            printed_at = "json_extract(body, '$.data.printed_at')"
+            order_of = "json_extract(body, '$.data.order_id')"
+        row = tx.fetch_one(
+            f"SELECT MIN({printed_at}) AS printed FROM events "
+            "WHERE tenant_id = :tenant_id AND device_id = :device_id AND seq > :seq "
+            f"AND type = 'ticket.printed' AND {order_of} = :order_id",
+            {"tenant_id": order.tenant_id, "device_id": order.device_id, "seq": seq,
+             "order_id": order.order_id},
+        )
+        printed = row["printed"] if row else None
+        tx.execute(
+            "INSERT INTO orders(order_id, tenant_id, device_id, number, body, "
+            "ticket_printed_at, created_at) VALUES (:order_id, :tenant_id, :device_id, "
+            ":number, :body, :printed, :created) ON CONFLICT (order_id) DO NOTHING",
+            {"order_id": order.order_id, "tenant_id": order.tenant_id,
+             "device_id": order.device_id, "number": order.number,
+             "body": order.model_dump_json(),
+             "printed": _iso(datetime.fromisoformat(str(printed))) if printed else None,
+             "created": _iso(order.created_at)},
         )
 
     @staticmethod
-    def _touch(conn: sqlite3.Connection, tenant_id: str, device_id: str, now: datetime) -> None:
-        conn.execute(
-            "INSERT INTO devices(tenant_id, device_id, online, last_seen) VALUES (?, ?, 1, ?) "
+    def _touch(tx: Transaction, tenant_id: str, device_id: str, now: datetime) -> None:
+        tx.execute(
+            "INSERT INTO devices(tenant_id, device_id, online, last_seen) "
+            "VALUES (:tenant_id, :device_id, 1, :now) "
             "ON CONFLICT(tenant_id, device_id) DO UPDATE SET last_seen = excluded.last_seen",
-            (tenant_id, device_id, _iso(now)),
+            {"tenant_id": tenant_id, "device_id": device_id, "now": _iso(now)},
         )
 
     def record_status(self, status: DeviceStatus, now: datetime) -> None:
         """Online/offline from the retained status topic; offline (the will) is not 'seen'."""
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO devices(tenant_id, device_id, online, last_seen) VALUES (?, ?, ?, ?) "
+        with self.db.tenant(status.tenant_id) as tx:
+            tx.execute(
+                "INSERT INTO devices(tenant_id, device_id, online, last_seen) "
+                "VALUES (:tenant_id, :device_id, :online, :seen) "
                 "ON CONFLICT(tenant_id, device_id) DO UPDATE SET online = excluded.online, "
                 "last_seen = COALESCE(excluded.last_seen, devices.last_seen)",
-                (status.tenant_id, status.device_id, int(status.online),
-                 _iso(now) if status.online else None),
+                {"device_id": status.device_id, "online": int(status.online),
+                 "seen": _iso(now) if status.online else None},
             )
 
     def record_health(self, health: Health, now: datetime) -> None:
-        with self._transaction() as conn:
-            conn.execute(
+        with self.db.tenant(health.tenant_id) as tx:
+            tx.execute(
                 "INSERT INTO devices(tenant_id, device_id, online, last_seen, last_health) "
-                "VALUES (?, ?, 1, ?, ?) ON CONFLICT(tenant_id, device_id) DO UPDATE SET "
+                "VALUES (:tenant_id, :device_id, 1, :now, :health) "
+                "ON CONFLICT(tenant_id, device_id) DO UPDATE SET "
                 "last_seen = excluded.last_seen, last_health = excluded.last_health",
-                (health.tenant_id, health.device_id, _iso(now), health.model_dump_json()),
+                {"device_id": health.device_id, "now": _iso(now),
+                 "health": health.model_dump_json()},
             )
 
     def devices(self, tenant_id: str | None = None) -> list[DeviceRecord]:
-        with self._lock:
-            rows = self._conn.execute(
+        where = "WHERE tenant_id = :tenant_id " if tenant_id is not None else ""
+        with self._read(tenant_id) as tx:
+            rows = tx.fetch_all(
                 "SELECT tenant_id, device_id, online, last_seen, last_health FROM devices "
-                "WHERE ? IS NULL OR tenant_id = ? ORDER BY tenant_id, device_id",
-                (tenant_id, tenant_id),
-            ).fetchall()
+                f"{where}ORDER BY tenant_id, device_id")
         return [
             DeviceRecord(
-                tenant_id=t, device_id=d, online=bool(on),
-                last_seen=datetime.fromisoformat(seen) if seen else None,
-                last_health=Health.model_validate_json(h) if h else None,
+                tenant_id=r["tenant_id"], device_id=r["device_id"], online=bool(r["online"]),
+                last_seen=datetime.fromisoformat(r["last_seen"]) if r["last_seen"] else None,
+                last_health=(Health.model_validate_json(r["last_health"])
+                             if r["last_health"] else None),
             )
-            for t, d, on, seen, h in rows
+            for r in rows
         ]
 
     def orders(self, tenant_id: str | None = None, limit: int = 50) -> list[OrderRecord]:
         """Newest first; every tenant when `tenant_id` is None (the fleet dashboard)."""
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE ? IS NULL OR tenant_id = ? "
-                "ORDER BY created_at DESC, number DESC LIMIT ?", (tenant_id, tenant_id, limit),
-            ).fetchall()
+        where = "WHERE tenant_id = :tenant_id " if tenant_id is not None else ""
+        with self._read(tenant_id) as tx:
+            rows = tx.fetch_all(
+                f"SELECT {_ORDER_COLUMNS} FROM orders {where}"
+                "ORDER BY created_at DESC, number DESC LIMIT :limit", {"limit": limit})
         return [_order_record(r) for r in rows]
 
     def order(self, order_id: str) -> OrderRecord | None:
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = ?", (order_id,)
-            ).fetchone()
+        with self._read() as tx:
+            row = tx.fetch_one(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = :order_id",
+                               {"order_id": order_id})
         return _order_record(row) if row else None
+
+    # Desired state, reported state and commands (edge-state surface).
+
+    def add_desired(self, tenant_id: str, device_id: str,
+                    build: Callable[[int], DesiredState], now: datetime) -> DesiredState:
+        """Store the device's next desired version (`build` gets the number) atomically."""
+        with self.db.tenant(tenant_id) as tx:
+            row = tx.fetch_one(
+                "SELECT COALESCE(MAX(version), 0) + 1 AS next FROM desired_states "
+                "WHERE tenant_id = :tenant_id AND device_id = :device_id",
+                {"device_id": device_id})
+            version = int(row["next"]) if row else 1
+            desired = build(version)
+            tx.execute(
+                "INSERT INTO desired_states(tenant_id, device_id, version, body, created_at, "
+                "published_at) VALUES (:tenant_id, :device_id, :version, :body, :now, NULL)",
+                {"device_id": device_id, "version": version, "body": desired.model_dump_json(),
+                 "now": _iso(now)})
+        return desired
+
+    def desired_state(self, tenant_id: str, device_id: str) -> DesiredState | None:
+        with self._read(tenant_id) as tx:
+            row = tx.fetch_one(
+                "SELECT body FROM desired_states WHERE tenant_id = :tenant_id "
+                "AND device_id = :device_id ORDER BY version DESC LIMIT 1",
+                {"device_id": device_id})
+        return DesiredState.model_validate_json(row["body"]) if row else None
+
+    def unpublished_desired(self) -> list[DesiredState]:
+        """The newest desired version of each device, where it has not been published."""
+        with self._read() as tx:
+            rows = tx.fetch_all(
+                "SELECT d.body FROM desired_states d WHERE d.published_at IS NULL AND d.version = "
+                "(SELECT MAX(version) FROM desired_states m WHERE m.tenant_id = d.tenant_id "
+                "AND m.device_id = d.device_id)")
+        return [DesiredState.model_validate_json(r["body"]) for r in rows]
+
+    def mark_desired_published(self, desired: DesiredState, now: datetime) -> None:
+        with self.db.tenant(desired.tenant_id) as tx:
+            tx.execute("UPDATE desired_states SET published_at = :now WHERE tenant_id = "
+                       ":tenant_id AND device_id = :device_id AND version = :version",
+                       {"now": _iso(now), "device_id": desired.device_id,
+                        "version": desired.version})
+
+    def record_reported(self, reported: ReportedState, now: datetime) -> None:
+        """Keep the device's latest report and the command outcomes it carries."""
+        with self.db.tenant(reported.tenant_id) as tx:
+            tx.execute(
+                "INSERT INTO reported_states(tenant_id, device_id, applied_version, status, "
+                "body, received_at) VALUES (:tenant_id, :device_id, :applied, :status, :body, "
+                ":now) ON CONFLICT(tenant_id, device_id) DO UPDATE SET applied_version = "
+                "excluded.applied_version, status = excluded.status, body = excluded.body, "
+                "received_at = excluded.received_at",
+                {"device_id": reported.device_id, "applied": reported.applied_version,
+                 "status": reported.status, "body": reported.model_dump_json(),
+                 "now": _iso(now)})
+            for c in reported.commands:
+                tx.execute(
+                    "UPDATE device_commands SET outcome = :outcome, outcome_reason = :reason, "
+                    "outcome_at = :at WHERE command_id = :command_id AND tenant_id = :tenant_id "
+                    "AND device_id = :device_id AND outcome IS NULL",
+                    {"outcome": c.status, "reason": c.reason, "at": _iso(c.at),
+                     "command_id": c.command_id, "device_id": reported.device_id})
+
+    def reported_states(self, tenant_id: str | None = None,
+                        device_id: str | None = None) -> list[ReportedState]:
+        where = ["tenant_id = :tenant_id"] if tenant_id is not None else []
+        where += ["device_id = :device_id"] if device_id is not None else []
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        params = {"device_id": device_id} if device_id is not None else {}
+        with self._read(tenant_id) as tx:
+            rows = tx.fetch_all(
+                f"SELECT body FROM reported_states {clause}ORDER BY tenant_id, device_id",
+                params)
+        return [ReportedState.model_validate_json(r["body"]) for r in rows]
+
+    def desired_versions(self, tenant_id: str | None = None,
+                         ) -> list[tuple[str, str, int, int | None, str | None]]:
+        """(tenant, device, newest desired version, applied version, report status)."""
+        where = "WHERE d.tenant_id = :tenant_id " if tenant_id is not None else ""
+        with self._read(tenant_id) as tx:
+            rows = tx.fetch_all(
+                "SELECT d.tenant_id AS t, d.device_id AS d, MAX(d.version) AS v, "
+                "MAX(r.applied_version) AS a, MAX(r.status) AS s FROM desired_states d "
+                "LEFT JOIN reported_states r ON r.tenant_id = d.tenant_id "
+                f"AND r.device_id = d.device_id {where}GROUP BY d.tenant_id, d.device_id "
+                "ORDER BY d.tenant_id, d.device_id")
+        return [(r["t"], r["d"], int(r["v"]), None if r["a"] is None else int(r["a"]), r["s"])
+                for r in rows]
+
+    def add_command(self, command: Command, origin: str, now: datetime,
+                    cancel_order: bool = False) -> None:
+        """Store a command to publish; with `cancel_order` the cloud's record of the order
+        says cancelled in the same transaction (the cloud is authoritative)."""
+        with self.db.tenant(command.tenant_id) as tx:
+            tx.execute(
+                "INSERT INTO device_commands(command_id, tenant_id, device_id, kind, order_id, "
+                "day, origin, body, created_at) VALUES (:command_id, :tenant_id, :device_id, "
+                ":kind, :order_id, :day, :origin, :body, :now)",
+                {"command_id": command.command_id, "device_id": command.device_id,
+                 "kind": command.kind, "order_id": command.order_id,
+                 "day": command.day.isoformat() if command.day else None, "origin": origin,
+                 "body": command.model_dump_json(), "now": _iso(now)})
+            if cancel_order:
+                tx.execute(_set_cancelled(tx), {"order_id": command.order_id})
+
+    def commands_to_publish(self, resend_before: datetime) -> list[Command]:
+        """Unpublished commands, and published ones still without an outcome since before
+        `resend_before` (the device may never have got them; it applies each id once)."""
+        with self._read() as tx:
+            rows = tx.fetch_all(
+                "SELECT body FROM device_commands WHERE outcome IS NULL AND "
+                "(published_at IS NULL OR published_at < :before) ORDER BY created_at",
+                {"before": _iso(resend_before)})
+        return [Command.model_validate_json(r["body"]) for r in rows]
+
+    def mark_command_published(self, command_id: str, now: datetime) -> None:
+        with self.db.fleet() as tx:
+            tx.execute("UPDATE device_commands SET published_at = :now "
+                       "WHERE command_id = :command_id",
+                       {"now": _iso(now), "command_id": command_id})
+
+    def device_commands(self, tenant_id: str, device_id: str, open_only: bool = False,
+                        ) -> list[tuple[Command, str | None, str | None]]:
+        """(command, outcome, outcome reason), oldest first."""
+        only_open = "AND outcome IS NULL " if open_only else ""
+        with self._read(tenant_id) as tx:
+            rows = tx.fetch_all(
+                "SELECT body, outcome, outcome_reason FROM device_commands WHERE tenant_id = "
+                f":tenant_id AND device_id = :device_id {only_open}ORDER BY created_at",
+                {"device_id": device_id})
+        return [(Command.model_validate_json(r["body"]), r["outcome"], r["outcome_reason"])
+                for r in rows]
+
+    def day_orders(self, tenant_id: str, device_id: str, day: date,
+                   ) -> list[tuple[str, str, bool]]:
+        """(order id, status, ticket printed) of a device's orders created on a UTC day."""
+        with self._read(tenant_id) as tx:
+            status = ("body::jsonb ->> 'status'" if tx.dialect == "postgresql"
+                      else "json_extract(body, '$.status')")
+            rows = tx.fetch_all(
+                f"SELECT order_id, {status} AS status, ticket_printed_at IS NOT NULL AS printed "
+                "FROM orders WHERE tenant_id = :tenant_id AND device_id = :device_id "
+                "AND created_at >= :start AND created_at < :end",
+                {"device_id": device_id, "start": day.isoformat(),
+                 "end": (day + timedelta(days=1)).isoformat()})
+        return [(r["order_id"], r["status"], bool(r["printed"])) for r in rows]

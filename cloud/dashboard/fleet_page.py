@@ -1,23 +1,31 @@
-"""The fleet dashboard page: server-rendered HTML, no scripts, no external assets.
+"""What the fleet page shows, as plain rows, and the Jinja environment that renders it.
 
-Rendering is a pure function of the records and `now`, so a test can check the page
-without a clock or a browser; the template reloads itself every few seconds.
+Assembling rows is a pure function of the records and `now` (tests need no clock or
+browser); autoescaping is on for every template, so a device or menu name never becomes
+markup. Alerts are the box's own (Health.alerts) plus the ones the cloud can see:
+offline, printer not ready, dead-lettered tickets, an open POS breaker.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from html import escape
-from importlib.resources import files
-from string import Template
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Literal
+
+from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cloud.control.db import DeviceRecord, OrderRecord
 from sync.contracts.order import OrderLine
 
-_TEMPLATE = Template(files("cloud.dashboard").joinpath("templates/fleet.html").read_text("utf-8"))
+SortKey = Literal["health", "tenant", "device", "last_seen", "outbox", "firmware", "orders"]
+StateFilter = Literal["all", "unhealthy", "offline", "online"]
+SORT_KEYS: tuple[SortKey, ...] = ("health", "tenant", "device", "last_seen", "outbox",
+                                  "firmware", "orders")
 
 
-def _ago(then: datetime | None, now: datetime) -> str:
+def ago(then: datetime | None, now: datetime) -> str:
     if then is None:
         return "never"
     s = max(0, int((now - then).total_seconds()))
@@ -30,53 +38,112 @@ def _ago(then: datetime | None, now: datetime) -> str:
     return f"{s // 86400} d ago"
 
 
-def _badge(good: bool, yes: str, no: str) -> str:
-    return f'<span class="badge {"ok" if good else "bad"}">{yes if good else no}</span>'
-
-
-def _line(li: OrderLine) -> str:
+def order_line(li: OrderLine) -> str:
     details = ([li.size] if li.size else []) + [f"{m.kind} {m.name}" for m in li.modifiers]
     extra = f" ({', '.join(details)})" if details else ""
-    return escape(f"{li.quantity}\u00d7 {li.name}{extra}")
+    return f"{li.quantity}\u00d7 {li.name}{extra}"
 
 
-def _device_row(d: DeviceRecord, now: datetime) -> str:
+def environment() -> Environment:
+    env = Environment(loader=PackageLoader("cloud.dashboard", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+    env.filters["order_line"] = order_line
+    return env
+
+
+@dataclass(frozen=True)
+class FleetRow:
+    """One device as the fleet table shows it."""
+
+    tenant_id: str
+    device_id: str
+    online: bool
+    last_seen: datetime | None
+    last_seen_text: str
+    firmware: str
+    outbox_depth: int | None
+    printer: str
+    calls_today: int
+    orders_today: int
+    alerts: tuple[str, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.alerts
+
+
+def device_alerts(d: DeviceRecord, open_breakers: Iterable[str] = ()) -> tuple[str, ...]:
+    """The device's open alerts, box-reported and cloud-derived, without repeats."""
     h = d.last_health
-    depth = "-" if d.outbox_depth is None else str(d.outbox_depth)
-    return (
-        f'<tr class="device" data-device-id="{escape(d.device_id)}">'
-        f"<td>{_badge(d.online, 'online', 'offline')}</td>"
-        f'<td class="mono">{escape(d.tenant_id)}</td><td class="mono">{escape(d.device_id)}</td>'
-        f'<td title="{escape(d.last_seen.isoformat()) if d.last_seen else ""}">'
-        f"{_ago(d.last_seen, now)}</td>"
-        f'<td class="outbox">{depth}</td><td>{escape(h.printer) if h else "-"}</td>'
-        f"<td>{escape(h.firmware) if h else '-'}</td></tr>"
-    )
+    found: list[str] = [] if d.online else ["device_offline"]
+    if h is not None:
+        found += h.alerts
+        if h.printer != "ok":
+            found.append("printer_not_ready")
+        if h.print_dead_lettered:
+            found.append("ticket_dead_lettered")
+    found += [f"pos_breaker_open:{i}" for i in open_breakers]
+    return tuple(dict.fromkeys(found))
 
 
-def _order_row(o: OrderRecord, now: datetime) -> str:
-    items = "<br>".join(_line(li) for li in o.order.lines)
-    total = f"{o.order.total_cents / 100:.2f} {o.order.currency}"
-    return (
-        f'<tr class="order" data-order-id="{escape(o.order_id)}">'
-        f'<td class="num">#{o.number}</td><td>{items}</td><td>{escape(total)}</td>'
-        f"<td>{_badge(o.ticket_printed, 'yes', 'no')}</td>"
-        f'<td class="mono">{escape(o.tenant_id)}<br>{escape(o.device_id)}</td>'
-        f"<td>{_ago(o.created_at, now)}</td></tr>"
-    )
+def fleet_rows(devices: list[DeviceRecord], orders_today: list[OrderRecord], now: datetime,
+               breakers_by_tenant: dict[str, list[str]] | None = None) -> list[FleetRow]:
+    """Rows in device order; `orders_today` are every tenant's orders since midnight UTC."""
+    orders = Counter((o.tenant_id, o.device_id) for o in orders_today)
+    calls = Counter((o.tenant_id, o.device_id)
+                    for o in {(o.tenant_id, o.device_id, o.order.call_id): o
+                              for o in orders_today}.values())
+    breakers = breakers_by_tenant or {}
+    return [FleetRow(
+        tenant_id=d.tenant_id, device_id=d.device_id, online=d.online, last_seen=d.last_seen,
+        last_seen_text=ago(d.last_seen, now),
+        firmware=d.last_health.firmware if d.last_health else "-",
+        outbox_depth=d.outbox_depth, printer=d.last_health.printer if d.last_health else "-",
+        calls_today=calls[(d.tenant_id, d.device_id)],
+        orders_today=orders[(d.tenant_id, d.device_id)],
+        alerts=device_alerts(d, breakers.get(d.tenant_id, ())),
+    ) for d in devices]
 
 
-def render_fleet(devices: list[DeviceRecord], orders: list[OrderRecord], now: datetime,
-                 refresh_s: int = 2) -> str:
-    """The whole page for these devices and orders, as seen at `now`."""
-    online = sum(d.online for d in devices)
-    device_rows = "\n".join(_device_row(d, now) for d in devices) or (
-        '<tr><td colspan="7" class="empty">no device has connected yet</td></tr>')
-    order_rows = "\n".join(_order_row(o, now) for o in orders) or (
-        '<tr><td colspan="6" class="empty">no orders yet</td></tr>')
-    return _TEMPLATE.substitute(
-        refresh_s=refresh_s,
-        summary=f"{online}/{len(devices)} devices online &middot; {len(orders)} recent orders",
-        generated_at=now.strftime("%Y-%m-%d %H:%M:%S"),
-        device_rows=device_rows, order_rows=order_rows,
-    )
+def select_rows(rows: list[FleetRow], *, sort: SortKey = "health", desc: bool = False,
+                state: StateFilter = "all", q: str = "") -> list[FleetRow]:
+    """Filter by state and a substring of tenant/device id, then sort; unhealthy first
+    (most alerts first) is the default and the tie-breaker of every other sort."""
+    needle = q.strip().lower()
+    kept = [r for r in rows
+            if (not needle or needle in r.tenant_id.lower() or needle in r.device_id.lower())
+            and (state == "all" or (state == "unhealthy" and not r.healthy)
+                 or (state == "offline" and not r.online) or (state == "online" and r.online))]
+    kept.sort(key=lambda r: (r.healthy, -len(r.alerts), r.tenant_id, r.device_id))
+    if sort == "health":
+        return kept[::-1] if desc else kept
+    never = datetime.min.replace(tzinfo=_tz(rows))
+    keys = {"tenant": lambda r: r.tenant_id, "device": lambda r: r.device_id,
+            "last_seen": lambda r: r.last_seen or never,
+            "outbox": lambda r: -1 if r.outbox_depth is None else r.outbox_depth,
+            "firmware": lambda r: r.firmware, "orders": lambda r: r.orders_today}
+    return sorted(kept, key=keys[sort], reverse=desc)  # type: ignore[no-any-return]
+
+
+def _tz(rows: list[FleetRow]) -> tzinfo | None:
+    """The rows' time zone, so 'never seen' sorts against aware datetimes."""
+    return next((r.last_seen.tzinfo for r in rows if r.last_seen is not None), None)
+
+
+@dataclass(frozen=True)
+class FleetSummary:
+    devices: int
+    online: int
+    unhealthy: int
+    alerts: Counter[str] = field(default_factory=Counter)
+
+
+def summarize(rows: list[FleetRow]) -> FleetSummary:
+    return FleetSummary(devices=len(rows), online=sum(r.online for r in rows),
+                        unhealthy=sum(not r.healthy for r in rows),
+                        alerts=Counter(a.split(":")[0] for r in rows for a in r.alerts))
+
+
+def start_of_day(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+

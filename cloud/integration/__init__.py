@@ -1,0 +1,1 @@
+"""The integration plane: action lifecycle, POS write-back, webhooks, breakers, workers."""

@@ -39,7 +39,7 @@ def _compare(old: Any, new: Any, path: str, out: list[str]) -> None:
         elif key not in old:
             if key not in ("properties", "$defs", "enum"):
                 out.append(f"{here}: new constraint")
-        elif key in ("properties", "$defs"):
+        elif key in ("properties", "$defs", "mapping"):  # a new discriminator value is a new alternative
             for name in sorted(old[key]):
                 if name not in new[key]:
                     out.append(f"{here}/{name}: removed")

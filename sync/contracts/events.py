@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sync.contracts.errors import Correlation
 from sync.contracts.order import Order
 
-EVENT_SCHEMA_VERSION = "1.1"
+EVENT_SCHEMA_VERSION = "1.2"
 
 
 class OrderSubmitted(BaseModel):
@@ -30,7 +30,52 @@ class TicketPrinted(BaseModel):
     printed_at: datetime
 
 
-EventData = Annotated[OrderSubmitted | TicketPrinted, Field(discriminator="type")]
+class TicketFailed(BaseModel):
+    """The box gave up on a kitchen ticket (dead letter): staff must act, nothing will retry."""
+
+    type: Literal["ticket.failed"] = "ticket.failed"
+    order_id: str
+    action_id: str
+    printer: str
+    failures: int
+    error: str
+    failed_at: datetime
+
+
+class OrderCancelled(BaseModel):
+    """A platform command cancelled the order; `ticket` says what the kitchen saw of it."""
+
+    type: Literal["order.cancelled"] = "order.cancelled"
+    order_id: str
+    command_id: str
+    reason: str
+    ticket: Literal["never_printed", "cancel_slip_queued"]
+
+
+class OrderSuperseded(BaseModel):
+    """A platform command replaced the order; the replacement keeps its number."""
+
+    type: Literal["order.superseded"] = "order.superseded"
+    order_id: str
+    command_id: str
+    replacement: Order
+    action_id: str = Field(description="the print action of the AMENDED ticket")
+
+
+class TicketReprintRequested(BaseModel):
+    """A platform command asked for the order's ticket again (printed marked REPRINT)."""
+
+    type: Literal["ticket.reprint_requested"] = "ticket.reprint_requested"
+    order_id: str
+    command_id: str
+    action_id: str
+
+
+EventData = Annotated[
+    OrderSubmitted | TicketPrinted | TicketFailed | OrderCancelled | OrderSuperseded
+    | TicketReprintRequested,
+    Field(discriminator="type"),
+]
 
 
 class EventEnvelope(BaseModel):

@@ -12,9 +12,17 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from sync.contracts.actions import Action, ActionEvent
 from sync.contracts.errors import ErrorEnvelope
 from sync.contracts.events import EventEnvelope
-from sync.contracts.messages import Ack, DeviceStatus, Health
+from sync.contracts.messages import (
+    Ack,
+    Command,
+    DesiredState,
+    DeviceStatus,
+    Health,
+    ReportedState,
+)
 from sync.contracts.order import Order
 from sync.contracts.tool_schemas import tool_models
 from sync.contracts.tools import ToolCall, ToolResult
@@ -47,10 +55,18 @@ class Surface:
 SURFACES: tuple[Surface, ...] = (
     # 1.1: order lines carry styles, refusals, container and volume (additive).
     Surface("order", "1.1", (Order,)),
-    Surface("order-event", "1.1", (EventEnvelope,)),
+    # 1.2: ticket.failed, order.cancelled, order.superseded, ticket.reprint_requested (additive).
+    Surface("order-event", "1.2", (EventEnvelope,)),
     Surface("tool-call", "1.0", (ToolCall, ToolResult)),
     Surface("error-envelope", "1.0", (ErrorEnvelope,)),
-    Surface("edge-messages", "1.0", (Ack, DeviceStatus, Health)),
+    # 1.1: disk, outbox-age and print-queue figures and alerts in health (additive).
+    # 1.2: per-provider usage of the day in health (additive).
+    Surface("edge-messages", "1.2", (Ack, DeviceStatus, Health)),
+    # The authoritative half of the edge protocol (same module, same 1.x payload versions);
+    # its own surface because a new root would read as a breaking change of edge-messages.
+    Surface("edge-state", "1.0", (DesiredState, ReportedState, Command)),
     # The fixed tool set; each tool also carries its own version in tool_schemas.TOOLS.
     Surface("tools", "1.1", tool_models()),
+    # The integration plane's action lifecycle: actions and their immutable transition events.
+    Surface("action-lifecycle", "1.0", (Action, ActionEvent)),
 )

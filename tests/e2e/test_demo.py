@@ -18,14 +18,22 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=280)
     out = run.stdout
     assert run.returncode == 0, out[-4000:] + run.stderr[-2000:]
-    # both sides of the conversation, with timestamps
-    assert re.search(r"\[\s*\d+\.\d+s\] agent says: Thanks for calling", out)
+    # the governed steps, each verified and stamped, before the call
+    for step in (r"tenant \S+ onboarded", r"two tenant tokens minted", r"box \S+ enrolled",
+                 r"Square POS integration configured", r"approved by the second token, promoted",
+                 r"box reports rollout v\d+ applied"):
+        assert re.search(r"\[\s*\d+\.\d+s\] .*" + step, out), step
+    assert (work / "box" / "enrolment" / "device.crt").read_text().startswith("-----BEGIN CERT")
+    # both sides of the conversation, with timestamps; the greeting is the rolled-out one
+    assert re.search(r"\[\s*\d+\.\d+s\] agent says: Thanks for calling Tony's Pizza Napoli", out)
     assert re.search(r"\[\s*\d+\.\d+s\] caller says: .*pepperoni", out)
     # the off-menu request got a spoken repair prompt
     assert re.search(r"agent says: .*don't have sushi roll", out, re.IGNORECASE)
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("DEMO OK: order ord_")
     assert "ticket printed" in summary and "cloud synced" in summary
+    assert re.search(r"rollout v\d+ applied", summary)
+    assert "POS orders 1 |" in summary and "dashboard shows it" in summary
     latencies = re.search(r"first audio\) ms \[([\d, ]+)\]", summary)
     assert latencies and len(latencies.group(1).split(",")) == 4
     # the ticket exists as text and PNG, and never lists the refused item

@@ -38,7 +38,7 @@ def cloud_config(db_path: Path, url: str) -> CloudConfig:
 @contextlib.contextmanager
 def running_ingest(cfg: CloudConfig) -> Iterator[tuple[CloudDb, Ingest]]:
     """Cloud ingest into cfg's database; yields once a probe device's status was stored."""
-    db = CloudDb(cfg.db_path)
+    db = CloudDb.for_config(cfg)
     ingest = Ingest(db, ingest_link(cfg))
     ingest.start()
     try:

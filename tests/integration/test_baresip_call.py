@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from tests.peers.baresip_config import dial_command, write_config
 from tests.peers.box_process import voice_box
 from tests.peers.caller_audio import RATE, scripted_order_call
 from voxeron.caller_voices import write_wav
-from voxeron.ports import free_port
+from voxeron.ports import free_udp_tcp_port
 
 pytestmark = [pytest.mark.sip_peer, pytest.mark.slow]
 
@@ -58,11 +57,18 @@ def test_baresip_call_reaches_a_confirmed_order(tmp_path: Path) -> None:
     wav = tmp_path / "caller.wav"
     write_wav(wav, audio, RATE)
     call_s = len(audio) / RATE
-    phone_port = free_port(socket.SOCK_DGRAM)
-    config = write_config(tmp_path / "baresip", sip_port=phone_port, caller_wav=wav)
     with voice_box(tmp_path) as box:
-        output = run_call(dial_command(baresip, config, box.uri, int(call_s) + 40),
-                          tmp_path / "baresip.out", tmp_path, deadline_s=call_s + 30)
+        # baresip binds its SIP port for UDP and TCP; on a busy machine another process can
+        # take it between our probe and baresip's bind, which baresip reports at start-up.
+        for attempt in range(3):
+            phone_port = free_udp_tcp_port()
+            config = write_config(tmp_path / f"baresip{attempt}", sip_port=phone_port,
+                                  caller_wav=wav)
+            output = run_call(dial_command(baresip, config, box.uri, int(call_s) + 40),
+                              tmp_path / f"baresip{attempt}.out", tmp_path,
+                              deadline_s=call_s + 30)
+            if "init failed (Address already in use)" not in output:
+                break
         log = box.log()
     context = f"baresip:\n{output[-4000:]}\nbox:\n{log[-4000:]}"
     assert f"Call established: {box.uri}" in output, context

@@ -23,11 +23,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from appliance.edge.escpos_decoder import EscposDecoder, StatusRequest, TicketCut
+from appliance.edge.escpos_decoder import CounterRequest, EscposDecoder, StatusRequest, TicketCut
 from appliance.edge.escpos_printer import EscposTicketPrinter
 from appliance.edge.print_agent import Backoff, PrintAgent
 from appliance.edge.printer_emulator import BackgroundEmulator, PrinterEmulator, ReceivedTicket
-from appliance.edge.ticket_printer import PrinterCondition, PrinterError, status_byte
+from appliance.edge.ticket_printer import (
+    PrinterCondition,
+    PrinterError,
+    counter_answer,
+    status_byte,
+)
 from appliance.store.local_store import LocalStore
 from sync.contracts.order import LineModifier, Order, OrderLine
 from sync.ids import new_id
@@ -235,14 +240,15 @@ def test_a_printer_that_never_answers_times_out(tmp_path: Path) -> None:
 
 
 class FlakyPrinter(socketserver.ThreadingTCPServer):
-    """A real TCP printer that answers status but hangs up on its first `drops` tickets."""
+    """A real TCP printer that answers status (and, if it has one, its cut counter) but hangs
+    up on its first `drops` tickets before cutting them."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, drops: int) -> None:
+    def __init__(self, drops: int, has_counter: bool = True) -> None:
         super().__init__(("127.0.0.1", 0), _FlakyHandler)
-        self.drops, self.dropped = drops, 0
+        self.drops, self.dropped, self.has_counter = drops, 0, has_counter
         self.printed: list[TicketCut] = []
         self.lock = threading.Lock()
 
@@ -264,6 +270,9 @@ class _FlakyHandler(socketserver.BaseRequestHandler):
                         self.server.printed.append(event)
                 elif isinstance(event, StatusRequest):
                     self.request.sendall(bytes([status_byte(PrinterCondition.READY, event.n)]))
+                elif isinstance(event, CounterRequest) and self.server.has_counter:
+                    with self.server.lock:
+                        self.request.sendall(counter_answer(len(self.server.printed)))
 
 
 def test_failed_ticket_is_retried_with_exponential_backoff(tmp_path: Path) -> None:

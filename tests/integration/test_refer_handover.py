@@ -21,6 +21,8 @@ from appliance.store import LocalStore
 from appliance.voice.asr_whisper import Transcript
 from appliance.voice.call_session import CallSession, VoiceDeps
 from appliance.voice.callbacks import CallbackScheduler
+from appliance.voice.dtmf import ToneEvent
+from appliance.voice.rtp import RtpPacket
 from appliance.voice.sip_agent import CallInfo, MediaChannel, SipAgent
 from appliance.voice.sip_message import SipRequest, SipResponse, build_response
 from appliance.voice.sip_refer import TransferOutcome, staff_uri
@@ -158,4 +160,48 @@ def test_refused_refer_schedules_a_callback_and_says_when(tmp_path: Path) -> Non
     assert timedelta(minutes=14) < fu.not_before - fu.created_at <= timedelta(minutes=15)
     agent = [t.text for t in store.turns(session.call.call_id) if t.speaker == "agent"]
     assert agent[-1] == "A member of our staff will call you back in about 15 minutes."
+    store.close()
+
+
+def test_pressing_0_transfers_to_staff_through_the_same_handover(tmp_path: Path) -> None:
+    """RFC 4733 "0" from the caller's RTP: REFER to the staff line at once, with a summary."""
+    bp = compose_builtin("restaurant_orders", "demo_pizza")
+    store = LocalStore(tmp_path / "box.sqlite3")
+    tools = BoxTools(store, bp, "ten_k", "dev_k")
+    staff_port = 5098  # nothing listens: the box never contacts the Refer-To target itself
+    deps = VoiceDeps(blueprint=bp, asr=ScriptedAsr(), tts=ShortTts(), store=store, tools=tools,  # type: ignore[arg-type]
+                     tenant_id="ten_k", device_id="dev_k",
+                     staff_uri=staff_uri(f"sip:staff@127.0.0.1:{staff_port}"), transfer_timeout_s=5.0)
+    sessions: list[CallSession] = []
+
+    async def handler(call: CallInfo, media: MediaChannel) -> None:
+        session = CallSession(deps, call, media)
+        media.on_dtmf(session.on_dtmf)  # as voxeron-voice wires it
+        sessions.append(session)
+        await session.run()
+
+    async def scenario(agent: SipAgent) -> None:
+        deps.transfer = agent.transfer
+        phone, ours, ok = await answered_call(agent.port)
+        media = ours.peer.destination
+        assert media is not None
+        for i, end in enumerate([False, False, True, True, True]):  # key 0, end sent 3 times
+            event = ToneEvent(0, end, 10, 160 * (i + 1)).to_bytes()
+            ours._transport.sendto(RtpPacket(101, 40000 + i, 123456, 0xABC, event, i == 0).to_bytes(), media)  # type: ignore[union-attr]
+        seen: list[SipResponse] = []
+        refer = await next_request(phone, "REFER", seen)
+        assert refer.headers.get("Refer-To") == f"<sip:staff@127.0.0.1:{staff_port}>"
+        phone.send(build_response(refer, 202).to_bytes())
+        phone.send(notify(phone, ok, "SIP/2.0 200 OK", 2))
+        bye = await next_request(phone, "BYE", seen)
+        phone.send(build_response(bye, 200).to_bytes())
+        assert await eventually(lambda: agent.active_calls == 0)
+        ours.close()
+        phone.close()
+
+    run(scenario, handler, timeout=30, t1=0.1)
+    [session] = sessions
+    assert session.transfer_result is not None and session.transfer_result.transferred
+    [fu] = tools.book.follow_ups()
+    assert fu.kind == "transfer" and fu.reason == "caller pressed 0 for staff"
     store.close()

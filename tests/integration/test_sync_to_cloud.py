@@ -97,18 +97,30 @@ class Box:
         return order
 
 
-@pytest.fixture
-def box(tmp_path: Path) -> Iterator[Box]:
+@contextlib.contextmanager
+def new_box(tmp_path: Path) -> Iterator[Box]:
+    """A box with fresh ids and its own store file (shared by the sync test modules)."""
     identity = BoxIdentity(tenant_id=new_id("ten"), device_id=new_id("dev"),
                            data_dir=tmp_path / "box")
     store = LocalStore(identity.db_path)
-    yield Box(identity, store)
-    store.close()
+    try:
+        yield Box(identity, store)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Box]:
+    with new_box(tmp_path) as b:
+        yield b
 
 
 @contextlib.contextmanager
-def running_sync(box: Box, url: str, ack_timeout_s: float = 2.0) -> Iterator[SyncLink]:
-    cfg = SyncConfig(mqtt_url=url, ack_timeout_s=ack_timeout_s, health_interval_s=0.3)
+def running_sync(box: Box, url: str, ack_timeout_s: float = 2.0,
+                 **settings: object) -> Iterator[SyncLink]:
+    """voxeron-sync on a thread; `settings` override SyncConfig fields."""
+    cfg = SyncConfig.model_validate({"mqtt_url": url, "ack_timeout_s": ack_timeout_s,
+                                     "health_interval_s": 0.3, **settings})
     store = LocalStore(box.identity.db_path)
     sync = SyncLink(store, box_link(box.identity, cfg), box.identity, cfg, idle_poll_s=0.05)
     thread = threading.Thread(target=sync.run, kwargs={"connect_timeout": 2.0}, daemon=True)
@@ -129,6 +141,7 @@ def _clear_retained_status(box: Box, url: str) -> None:
         link.connect(timeout=2)
         topics = DeviceTopics(box.identity.tenant_id, box.identity.device_id)
         link.publish(topics.status, b"", qos=1, retain=True)
+        link.publish(topics.desired, b"", qos=1, retain=True)
 
 
 def test_order_drains_in_order_to_the_cloud_and_the_outbox_is_acked(
@@ -307,3 +320,27 @@ def test_api_errors_are_envelopes(cloud: Cloud) -> None:
     unknown = cloud.api.get("/api/v1/nothing-here")
     assert unknown.status_code == 404 and unknown.json()["category"] == "validation"
     assert cloud.api.get("/healthz").json()["ok"] is True
+
+
+def test_low_disk_is_alerted_and_reported_with_outbox_figures(
+    box: Box, cloud: Cloud, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="appliance.sync_downlink")
+    box.submit()
+    # A threshold above any real disk: the box's own free space is "low".
+    with running_sync(box, MOSQUITTO, disk_low_bytes=10**18):
+        wait_until(lambda: box.store.outbox_depth() == 0, what="outbox drained")
+
+        def reported_health() -> dict[str, object] | None:
+            devices = cloud.api.get("/api/v1/devices",
+                                    params={"tenant_id": box.identity.tenant_id}).json()
+            health = devices[0]["last_health"] if devices else None
+            return health if health and health["alerts"] and health["outbox_depth"] == 0 \
+                else None
+        wait_until(reported_health, what="health with the disk_low alert")
+        health = reported_health()
+        assert health is not None and health["alerts"] == ["disk_low"]
+        assert isinstance(health["disk_free_bytes"], int) and health["disk_free_bytes"] > 0
+        assert health["outbox_oldest_age_s"] is None  # drained
+    alerts = [r for r in caplog.records if getattr(r, "fields", {}).get("alert") == "disk_low"]
+    assert alerts and all(r.levelno == logging.WARNING for r in alerts)

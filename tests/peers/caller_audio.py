@@ -76,3 +76,36 @@ def scripted_order_call() -> np.ndarray:
 
     tts = PiperTts()
     return timeline([tts.synthesize(t) for t in ORDER_LINES], first_wait_s=6.0, gaps_s=ORDER_GAPS_S)
+
+
+def write_dtmf_pcap(path: Path, digits: str, *, payload_type: int = 101, lead_s: float = 0.5,
+                    ssrc: int = 0x5EED0002) -> int:
+    """Write RFC 4733 telephone-events for `digits` as a libpcap file for play_pcap_audio.
+
+    Each key: updates every 20 ms for 100 ms, then the end packet three times (same RTP
+    timestamp, as RFC 4733 2.5.1.4 asks), then 100 ms of gap. Returns the packet count.
+    """
+    keys = "0123456789*#ABCD"
+    packets: list[tuple[int, bytes]] = []
+    seq, t_us = 0, int(lead_s * 1_000_000)
+    for n, digit in enumerate(digits):
+        timestamp = 8000 + n * 1600
+        updates = [(False, 160 * (i + 1)) for i in range(5)] + [(True, 800)] * 3
+        for i, (end, duration) in enumerate(updates):
+            event = struct.pack("!BBH", keys.index(digit), (0x80 if end else 0) | 10, duration)
+            header = struct.pack("!BBHII", 0x80, (0x80 if i == 0 else 0) | payload_type, seq,
+                                 timestamp, ssrc)
+            packets.append((t_us, header + event))
+            seq, t_us = seq + 1, t_us + 20_000
+        t_us += 100_000
+    with path.open("wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for count, (at_us, rtp) in enumerate(packets):
+            udp = struct.pack("!HHHH", 6000, 7000, 8 + len(rtp), 0) + rtp
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), count & 0xFFFF, 0, 64, 17, 0,
+                             bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
+            ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+            frame = b"\0" * 12 + b"\x08\x00" + ip + udp
+            f.write(struct.pack("<IIII", at_us // 1_000_000, at_us % 1_000_000, len(frame), len(frame)))
+            f.write(frame)
+    return len(packets)

@@ -243,3 +243,31 @@ def test_line_noise_is_not_a_status() -> None:
     state = decode_status(0x12, 0xFF, 0x12)
     assert state.condition is PrinterCondition.UNKNOWN
     assert state.detail and "0xff" in state.detail
+
+
+# -- the cut counter (GS g 2) --------------------------------------------------------------
+
+
+def test_gs_g_2_asks_for_a_counter_in_any_byte_split() -> None:
+    from appliance.edge.escpos_decoder import CounterRequest
+    from appliance.edge.ticket_printer import CUTS_COUNTER, counter_request
+
+    stream = b"\x1b@A\n" + counter_request() + b"B\n" + CUT + GS + b"g0\x00\x14\x00"
+    for split in range(1, len(stream)):
+        decoder = EscposDecoder()
+        events = decoder.feed(stream[:split]) + decoder.feed(stream[split:])
+        assert [e for e in events if isinstance(e, CounterRequest)] == [
+            CounterRequest(CUTS_COUNTER)]
+        [cut] = _cuts(events)
+        assert [line.text for line in cut.lines] == ["A", "B"]  # no digits leak into the text
+        assert any(isinstance(e, DecoderNote) and "GS g 0" in e.message for e in events)
+
+
+def test_counter_answer_round_trips_and_rejects_noise() -> None:
+    from appliance.edge.ticket_printer import counter_answer, parse_counter_answer
+
+    assert counter_answer(1234) == b"_1234\x00"
+    assert parse_counter_answer(counter_answer(0)) == 0
+    assert parse_counter_answer(counter_answer(4294967295)) == 4294967295
+    for noise in (b"", b"_\x00", b"1234\x00", b"_12a4\x00", b"_1234", b"_" + b"9" * 11 + b"\x00"):
+        assert parse_counter_answer(noise) is None

@@ -87,3 +87,28 @@ def test_order_tool_validates_and_submits(tmp_path: Path) -> None:
     assert again.result["created"] is False
     not_allowed = tools.run(ToolCall(tool="pos.delete_everything", correlation=corr), None, NOW)
     assert not not_allowed.ok and not_allowed.error and not_allowed.error.code == "tool.not_allowed"
+
+
+def test_migration_5_keeps_slips_and_tickets_queued_before_it(tmp_path: Path) -> None:
+    from appliance.store.migrations import MIGRATIONS
+    from sync.sqlite_schema import apply_migrations, open_wal
+
+    path = tmp_path / "box.sqlite3"
+    conn = open_wal(path)
+    apply_migrations(conn, MIGRATIONS[:4])
+    conn.execute(
+        "INSERT INTO print_slips(slip_id, kind, call_id, idempotency_key, title, lines, status, "
+        "attempts, last_error, created_at, updated_at) VALUES ('act_s', 'handover', NULL, 'k', "
+        "'CALL BACK', '[\"+31 20\"]', 'in_flight', 2, 'printer.timeout: x', ?, ?)",
+        (NOW.isoformat(), NOW.isoformat()),
+    )
+    conn.close()
+    store = LocalStore(path)
+    [slip] = store.claim_slips(NOW)
+    assert (slip.slip_id, slip.lines, slip.attempts, slip.failures) == ("act_s", ["+31 20"], 3, 0)
+    assert store.begin_print("slip", slip.slip_id, 7, NOW)  # the widened CHECK takes printing
+    assert store.printing_slip() is not None and store.claim_slips(NOW) == []
+    order, _ = _submit(store, "k1")
+    assert store.claim_print_jobs(NOW) == []  # one job printing at a time, slip or ticket
+    assert store.complete_slip(slip, NOW)
+    assert store.action_status(order.order_id) == "pending" and len(store.claim_print_jobs(NOW)) == 1

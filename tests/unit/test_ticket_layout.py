@@ -163,3 +163,40 @@ def test_handover_slip_shouts_the_title_and_leads_with_who_to_call() -> None:
     assert lines[4].text == "Why: caller asked for a person" and not lines[4].bold
     assert all(len(line.text) <= 42 for line in lines)
     assert "without onions" in ticket_text(lines) and lines[-1].text == "-" * 42
+
+
+# -- headers of tickets that are not the order's plain first one --------------------------
+
+
+def test_reprint_and_amended_headers_sit_above_the_number() -> None:
+    from appliance.store.print_tickets import TicketMark
+
+    reprint = layout_ticket(_order(), UTC, mark=TicketMark.REPRINT)
+    assert [line.text for line in reprint[:2]] == ["REPRINT", "ORDER #42"]
+    assert reprint[0].double and reprint[0].bold
+    amended = ticket_text(layout_ticket(_order(), UTC, mark=TicketMark.AMENDED)).splitlines()
+    assert amended[:2] == ["AMENDED - replaces #42", "ORDER #42"]
+    assert "2x LARGE PEPPERONI PIZZA" in amended and "** NO ONIONS **" in "\n".join(amended)
+
+
+def test_a_ticket_that_may_already_be_out_says_check_for_a_duplicate() -> None:
+    from appliance.store.print_tickets import TicketMark
+
+    for mark in (None, TicketMark.REPRINT):
+        lines = layout_ticket(_order(), UTC, mark=mark, may_have_printed=True)
+        assert lines[0].text == "REPRINT - check for a duplicate" and lines[0].bold
+        assert lines[1].text == "ORDER #42"
+    plain = layout_ticket(_order(), UTC)
+    assert plain[0].text == "ORDER #42"
+
+
+def test_cancelled_ticket_names_the_order_and_what_not_to_make() -> None:
+    from appliance.store.print_tickets import TicketMark
+
+    lines = layout_ticket(_order(), UTC, mark=TicketMark.CANCELLED)
+    texts = [line.text for line in lines]
+    assert texts[:3] == ["CANCELLED", "ORDER #42", "18:07"]
+    assert lines[0].double and lines[1].double
+    assert "DO NOT MAKE:" in texts and "  2x LARGE PEPPERONI PIZZA" in texts
+    assert "CALLER +31201234567" in texts
+    assert not any("NO ONIONS" in t for t in texts)  # what to stop, not how it was built

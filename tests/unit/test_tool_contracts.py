@@ -139,7 +139,8 @@ def test_the_whole_parse_reaches_the_order_lines_with_surcharges() -> None:
 
 def test_contract_versions_after_the_additive_order_line_fields() -> None:
     versions = {s.name: s.version for s in SURFACES}
-    assert (versions["order"], versions["order-event"], versions["tools"]) == ("1.1", "1.1", "1.1")
+    # order-event moved on to 1.2 with the print/command events (additive, issue 7).
+    assert (versions["order"], versions["order-event"], versions["tools"]) == ("1.1", "1.2", "1.1")
     assert {t: TOOLS[t].version for t in TOOLS if t.startswith("order.")} == dict.fromkeys(
         ["order.add_item", "order.update_item", "order.remove_item", "order.read_back",
          "order.submit"], "1.1")

@@ -1,0 +1,1 @@
+"""Fault suite: the whole box and cloud as real processes, killed and cut off for real."""
