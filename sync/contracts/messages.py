@@ -73,6 +73,19 @@ class Health(BaseModel):
         default=None, max_length=256, description="provider use per UTC day (1.2)")
 
 
+class TenantPolicy(BaseModel):
+    """The tenant's quotas and retention that only the box can enforce, because calls and
+    transcripts live there (edge-state 1.1). None = no limit / keep the box's default."""
+
+    calls_per_min: int | None = Field(
+        default=None, ge=0, description="new calls answered per rolling minute; more go to "
+                                        "the staff line; 0 answers none")
+    transcripts_days: int | None = Field(
+        default=None, ge=0, description="days caller and agent turns are kept; 0 = not stored")
+    recordings_days: int | None = Field(
+        default=None, ge=0, description="days call audio is kept; 0 = never recorded")
+
+
 class DesiredState(BaseModel):
     """What the cloud wants a box to run; `version` grows by one per change of a device.
 
@@ -91,6 +104,7 @@ class DesiredState(BaseModel):
     flags: dict[str, bool] = Field(default_factory=dict)
     routing: dict[str, Any] = Field(default_factory=dict, description="read by vendor routing")
     firmware_target: str | None = None
+    policy: TenantPolicy | None = Field(default=None, description="tenant quotas and retention (1.1)")
 
     @property
     def answer_calls(self) -> bool:

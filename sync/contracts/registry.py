@@ -64,7 +64,8 @@ SURFACES: tuple[Surface, ...] = (
     Surface("edge-messages", "1.2", (Ack, DeviceStatus, Health)),
     # The authoritative half of the edge protocol (same module, same 1.x payload versions);
     # its own surface because a new root would read as a breaking change of edge-messages.
-    Surface("edge-state", "1.0", (DesiredState, ReportedState, Command)),
+    # 1.1: the tenant's policy (calls per minute, transcript/recording retention) (additive).
+    Surface("edge-state", "1.1", (DesiredState, ReportedState, Command)),
     # The fixed tool set; each tool also carries its own version in tool_schemas.TOOLS.
     Surface("tools", "1.1", tool_models()),
     # The integration plane's action lifecycle: actions and their immutable transition events.
