@@ -56,6 +56,9 @@ class VoiceConfig(BaseSettings):
     test_call: WebCallConfig = Field(default_factory=WebCallConfig)  # VOXERON_TEST_CALL_*
     tenant_overlay: str = "demo_pizza"
     sector: str = "restaurant_orders"
+    # The runtime-policy layer (blueprints/policies/<name>.yaml, or a .yaml path): latency
+    # budget, barge-in sensitivity, endpointing. Slow hardware may need a wider budget.
+    runtime_policy: str = "default"
     asr_threads: int = Field(default=2, ge=1)
     # Speech models from appliance.voice.speech_models; ones shipped in parts are assembled
     # under models_dir (also where `voxeron models pull` puts them).

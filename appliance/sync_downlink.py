@@ -123,6 +123,7 @@ class BoxDownlink:
             return
         with self._store.transaction() as conn:
             verdict = desired_rows.apply(conn, desired, blueprint_hash, now)
+        self._last_prune = None  # a shorter transcript retention applies at once, not in an hour
         log.info("desired state %s", verdict, extra=fields(
             version=desired.version, blueprint_hash=blueprint_hash,
             answer_calls=desired.answer_calls, flags=desired.flags))
@@ -240,12 +241,17 @@ class BoxDownlink:
             commands=len(reported.commands)))
 
     def prune(self, now: datetime) -> int:
-        """Delete acked outbox rows past the retention; returns how many went."""
+        """Delete acked outbox rows past the retention, and call turns past the tenant's
+        `transcripts_days`; returns how many outbox rows went."""
         cutoff = now - timedelta(days=self._cfg.outbox_retention_days)
         with self._store.transaction() as conn:
             count = reconciliation.prune_acked(conn, cutoff)
         if count:
             log.info("pruned acked outbox rows", extra=fields(rows=count, before=cutoff.isoformat()))
+        turns, turn_cutoff = self._store.prune_turns(now)
+        if turns and turn_cutoff is not None:
+            log.info("pruned call turns past the tenant's retention", extra=fields(
+                rows=turns, before=turn_cutoff.isoformat(), reason="transcripts_days"))
         return count
 
     def health_figures(self, at: datetime) -> dict[str, Any]:

@@ -234,7 +234,7 @@ def run_sync(identity: BoxIdentity, cfg: SyncConfig) -> None:
     store = LocalStore(identity.db_path)
     voice = VoiceConfig()
     sync = SyncLink(store, box_link(identity, cfg), identity, cfg,
-                    composer=DesiredComposer(voice.sector, voice.tenant_overlay))
+                    composer=DesiredComposer(voice.sector, voice.tenant_overlay, voice.runtime_policy))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sync.stop())
     log.info("voxeron-sync starting", extra=fields(mqtt_url=cfg.mqtt_url))

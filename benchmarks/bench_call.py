@@ -21,7 +21,7 @@ from appliance.voice.sdp import SdpError, build_offer, negotiate_audio, parse_sd
 from appliance.voice.sip_uri import parse_uri
 from benchmarks.caller_audio import FRAME, NoiseBed, mixed
 from benchmarks.duplex_script import Action, DuplexScript, HangUp, Speak, Timings
-from voxeron.caller import _Leg, target_address
+from voxeron.caller import SipLeg, target_address
 
 PACKET_S = 0.02
 
@@ -122,7 +122,7 @@ async def place_bench_call(target_uri: str, lines: list[np.ndarray], script: Dup
     call failures: they come back as the outcome's status and hangup reason."""
     loop = asyncio.get_running_loop()
     uri = parse_uri(target_uri)
-    leg = _Leg(uri, target_address(uri), local_host, 0.5, caller_id)
+    leg = SipLeg(uri, target_address(uri), local_host, 0.5, caller_id)
     media = CallerMedia(noise)
     actions: asyncio.Queue[Action] = asyncio.Queue()
 
@@ -167,7 +167,7 @@ async def place_bench_call(target_uri: str, lines: list[np.ndarray], script: Dup
         leg.close()
 
 
-async def _converse(leg: _Leg, media: CallerMedia, script: DuplexScript, lines: list[np.ndarray],
+async def _converse(leg: SipLeg, media: CallerMedia, script: DuplexScript, lines: list[np.ndarray],
                     actions: asyncio.Queue[Action], deadline: float) -> str:
     loop = asyncio.get_running_loop()
     speaking: asyncio.Task[None] | None = None

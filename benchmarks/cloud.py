@@ -253,6 +253,7 @@ def worker_figures(url: str, role: str, tenants: list[str], backlog: int, steady
         from cloud.integration.order_inbox import record_order_events
         from cloud.integration.pos_square import SquareConfig
         from cloud.integration.remediation import put_integration
+        from cloud.integration.secret_box import SecretBox, new_key
         from cloud.integration.worker import Worker
     except ImportError as exc:
         return f"n/a (integration worker not present: {exc})"
@@ -260,6 +261,7 @@ def worker_figures(url: str, role: str, tenants: list[str], backlog: int, steady
         sys.path.insert(0, str(REPO))
     from tests.peers.fake_square import ACCESS_TOKEN, LOCATION_ID
 
+    secrets = SecretBox([new_key()], "benchmark")  # sealing/opening counts in the figures
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "tests.peers.fake_square", "--port", str(port)]
@@ -272,10 +274,11 @@ def worker_figures(url: str, role: str, tenants: list[str], backlog: int, steady
         for tenant_id in tenants:
             put_integration(db, tenant_id, "square", SquareConfig(
                 base_url=f"http://127.0.0.1:{port}", access_token=ACCESS_TOKEN,  # type: ignore[arg-type]
-                location_id=LOCATION_ID), True, _ctx())
+                location_id=LOCATION_ID), True, _ctx(), secrets)
         record_order_events(db, [_order_event(tenants[i % len(tenants)], i + 1)
                                  for i in range(backlog)], datetime.now(UTC))
-        worker = Worker(db, "bench-worker", ClaimPolicy(lane_cap=4), parallel=16)
+        worker = Worker(db, "bench-worker", ClaimPolicy(lane_cap=4), parallel=16,
+                        secrets=secrets)
         stop = threading.Event()
         thread = threading.Thread(target=worker.run, args=(stop, 0.01), daemon=True)
         thread.start()

@@ -6,17 +6,35 @@ and the reason (pydantic's ValidationError names both).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Region = Literal["eu", "uk", "us", "ap"]
+"""Where a tenant's data lives; one production deployment (and database) per region."""
+ALL_REGIONS: tuple[Region, ...] = get_args(Region)
+
+
+def secret_key_problem(key: str) -> str | None:
+    """What is wrong with a Fernet key (None if nothing): url-safe base64 of 32 bytes."""
+    try:
+        raw = base64.urlsafe_b64decode(key.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return "is not url-safe base64"
+    if len(raw) != 32:
+        return f"decodes to {len(raw)} bytes, a Fernet key has 32"
+    return None
 
 
 class CloudConfig(BaseSettings):
     """The cloud api process: its database, HTTP listener and MQTT ingest."""
 
-    model_config = SettingsConfigDict(env_prefix="VOXERON_CLOUD_")
+    # Errors name the key and the reason but never echo the value: some values are secrets.
+    model_config = SettingsConfigDict(env_prefix="VOXERON_CLOUD_", hide_input_in_errors=True)
 
     db_path: Path = Path("var/cloud/cloud.sqlite3")
     host: str = "127.0.0.1"
@@ -48,6 +66,16 @@ class CloudConfig(BaseSettings):
         default=Path("var/cloud/tenant-ca"),
         description="where per-tenant device CAs keep their key (0600) and certificate",
     )
+    secret_keys: SecretStr | None = Field(
+        default=None,
+        description="Fernet keys sealing integration secrets (POS tokens, webhook secrets) "
+                    "in the database, comma-separated, newest first; every replica needs the "
+                    "same list. Unset = the keys of secret_key_file")
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="used when secret_keys is unset: one key a line, newest first; created "
+                    "(0600) with a fresh key on first start (single node, demo). "
+                    "Unset = secret-keys next to db_path")
     database_url: str | None = Field(
         default=None, pattern=r"^(sqlite:///.+|postgres(ql)?://.+)$",
         description="control-plane database: sqlite:///path or postgresql://owner@host/db "
@@ -73,10 +101,46 @@ class CloudConfig(BaseSettings):
                     "same one. Unset = a random key per process (sessions end on restart)")
     session_ttl_s: int = Field(default=8 * 3600, ge=60, le=7 * 86400,
                                description="lifetime of an operator's dashboard session")
+    health_history_days: int = Field(
+        default=14, ge=1, le=366,
+        description="days of device health reports the cloud keeps; ingest prunes older "
+                    "ones at most hourly")
+
+    regions: Annotated[tuple[Region, ...], NoDecode] = Field(
+        default=ALL_REGIONS, min_length=1,
+        description="data-residency regions this deployment serves, comma-separated "
+                    "(e.g. eu,uk); creating a tenant of another region is refused")
 
     @property
     def control_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.db_path}"
+
+    @property
+    def secret_key_path(self) -> Path:
+        """The key file used when secret_keys is unset (the cloud's data directory)."""
+        return self.secret_key_file or self.db_path.parent / "secret-keys"
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _fernet_keys(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None:
+            return v
+        keys = [k.strip() for k in v.get_secret_value().split(",") if k.strip()]
+        if not keys:
+            raise ValueError("VOXERON_CLOUD_SECRET_KEYS is set but holds no key")
+        for n, key in enumerate(keys, 1):
+            problem = secret_key_problem(key)
+            if problem:
+                raise ValueError(f"VOXERON_CLOUD_SECRET_KEYS: key {n} of {len(keys)} {problem} "
+                                 "(make one with `voxeron cloud secrets new-key`)")
+        return v
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _comma_regions(cls, v: object) -> object:
+        if isinstance(v, str):  # VOXERON_CLOUD_REGIONS=eu,uk
+            return tuple(dict.fromkeys(r.strip() for r in v.split(",") if r.strip()))
+        return v
 
     @field_validator("mqtt_url")
     @classmethod

@@ -89,7 +89,7 @@ class _Recording:
         return np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.int16)
 
 
-class _Leg:
+class SipLeg:
     """The SIP side of one outgoing call (a minimal UAC)."""
 
     def __init__(self, uri: SipUri, target: Address, local_host: str, t1: float,
@@ -251,7 +251,7 @@ async def place_call(target_uri: str, lines: list[str], *, local_host: str = "12
     uri = parse_uri(target_uri)
     if not re.fullmatch(r"[A-Za-z0-9+._-]+", caller_id):
         raise ValueError(f"caller_id must be a plain SIP user part, not {caller_id!r}")
-    leg = _Leg(uri, target_address(uri), local_host, t1, caller_id)
+    leg = SipLeg(uri, target_address(uri), local_host, t1, caller_id)
     loop = asyncio.get_running_loop()
     started = loop.time()
     report = CallReport(call_id=leg.call_id, target=target_uri, status_code=408, reason="no answer")
@@ -304,7 +304,7 @@ async def place_call(target_uri: str, lines: list[str], *, local_host: str = "12
             report.wav_path = str(wav_path)
 
 
-async def _converse(leg: _Leg, media: RtpEndpoint, script: CallerScript, prepared: _Lines,
+async def _converse(leg: SipLeg, media: RtpEndpoint, script: CallerScript, prepared: _Lines,
                     recording: _Recording, deadline: float, emit: OnEvent) -> str:
     """Run the script until someone hangs up; returns why the conversation ended."""
     loop = asyncio.get_running_loop()

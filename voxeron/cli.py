@@ -82,6 +82,14 @@ def _cloud(args: argparse.Namespace) -> int:
         from voxeron.cloud_token_command import run_token_command
 
         return run_token_command(args, CloudConfig())
+    if args.role == "secrets":
+        from voxeron.cloud_secrets_command import run_secrets_command
+
+        return run_secrets_command(args, CloudConfig())
+    if args.role == "retention":
+        from voxeron.cloud_retention_command import run_retention_command
+
+        return run_retention_command(CloudConfig())
     if args.role == "worker":  # the worker needs none of the API's modules
         from cloud.integration.service import WorkerConfig, run_worker
 
@@ -152,12 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(fn=_appliance)
 
     cl = sub.add_parser("cloud", help="cloud processes")
-    cl.add_argument("role", choices=["run", "token", "worker"],
+    cl.add_argument("role", choices=["run", "token", "worker", "secrets", "retention"],
                     help="run = API + ingest + dashboard; token create = issue an API token; "
-                         "worker = integration worker (POS write-back, webhooks)")
-    cl.add_argument("action", nargs="?", choices=["create"], help="with token: create")
+                         "worker = integration worker (POS write-back, webhooks); "
+                         "secrets rotate | new-key = integration secret keys; "
+                         "retention = one data-retention pass now")
+    cl.add_argument("action", nargs="?", choices=["create", "rotate", "new-key"],
+                    help="with token: create; with secrets: rotate or new-key")
     cl.add_argument("--ops", action="store_true", help="token create: an ops token (ops:*)")
-    cl.add_argument("--tenant", help="token create: a token of this tenant instead")
+    cl.add_argument("--tenant", help="token create: a token of this tenant instead; "
+                                     "secrets rotate: only this tenant's secrets")
     cl.add_argument("--name", default="cli", help="token create: a name for people")
     cl.add_argument("--expires-days", type=int, default=90,
                     help="token create: days until it expires (0 = never)")

@@ -9,12 +9,19 @@ version, total_money, created_at, updated_at}}`. As Square documents, a repeated
 idempotency key with the same body returns the order created the first time, never a
 second one; the same key with a different body is refused (`IDEMPOTENCY_KEY_REUSED`).
 Errors use Square's shape `{errors: [{category, code, detail, field?}]}`.
+`PUT /v2/orders/{id}` (UpdateOrder, `{idempotency_key, order: {location_id, version,
+state}}`) changes the state: unknown order 404, a `version` other than the order's 400
+`VERSION_MISMATCH`, an applied change increments the version; a repeated key with the same
+body answers the first response again without a second change. `GET /v2/orders/{id}`
+(RetrieveOrder) shows the order as it is now.
 
 Faults on demand (not part of Square; under `/_fake/`): `POST /_fake/faults` queues
 faults that the next order requests consume one each:
 `{"kind": "error500" | "rate_limit" | "hang" | "hang_after_create" | "slow", "count": N,
-"retry_after_s": s, "delay_ms": ms}`. `GET /_fake/orders?reference_id=R` says how many
-distinct orders exist for R (the exactly-once check); `GET /_fake/stats` summarises all.
+"retry_after_s": s, "delay_ms": ms}`; creates and updates consume them alike
+(`hang_after_create` on an update hangs after applying it). `GET /_fake/orders?reference_id=R`
+says how many distinct orders exist for R (the exactly-once check) and each one's state,
+version and number of applied updates; `GET /_fake/stats` summarises all.
 "Down" is the test stopping the server (`stop()`), so connections are refused, then
 `start()` again on the same port with the orders it already holds.
 """
@@ -28,6 +35,7 @@ import signal
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,6 +68,8 @@ class SquareState:
 
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)   # order id -> order
     by_key: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (body hash, id)
+    updates_by_key: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    updates: Counter[str] = field(default_factory=Counter)  # order id -> applied updates
     faults: deque[Fault] = field(default_factory=deque)
     requests: int = 0
     replays: int = 0
@@ -67,6 +77,12 @@ class SquareState:
 
     def distinct_orders(self, reference_id: str) -> int:
         return sum(1 for o in self.orders.values() if o.get("reference_id") == reference_id)
+
+    def orders_of(self, reference_id: str) -> list[dict[str, Any]]:
+        """Each order for `reference_id` as the exactly-once checks need it."""
+        return [{"id": o["id"], "state": o["state"], "version": o["version"],
+                 "updates": self.updates[o["id"]]}
+                for o in self.orders.values() if o.get("reference_id") == reference_id]
 
 
 def _validate(body: Any) -> dict[str, Any] | None:
@@ -132,6 +148,69 @@ def _create(state: SquareState, body: dict[str, Any]) -> tuple[int, dict[str, An
         return 200, {"order": order}
 
 
+_STATES = ("OPEN", "COMPLETED", "CANCELED")
+
+
+def _validate_update(body: Any) -> dict[str, Any] | None:
+    """Square's INVALID_REQUEST_ERROR answers for a malformed UpdateOrder body."""
+    if not isinstance(body, dict):
+        return _error("INVALID_REQUEST_ERROR", "INVALID_BODY", "body must be a JSON object")
+    key = body.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 192):
+        return _error("INVALID_REQUEST_ERROR", "INVALID_VALUE",
+                      "idempotency_key must be 1-192 characters", "idempotency_key")
+    order = body.get("order")
+    if not isinstance(order, dict):
+        return _error("INVALID_REQUEST_ERROR", "MISSING_REQUIRED_PARAMETER",
+                      "order is required", "order")
+    if not isinstance(order.get("version"), int) or isinstance(order.get("version"), bool):
+        return _error("INVALID_REQUEST_ERROR", "MISSING_REQUIRED_PARAMETER",
+                      "order.version (an integer) is required", "order.version")
+    if order.get("state") not in _STATES:
+        return _error("INVALID_REQUEST_ERROR", "INVALID_VALUE",
+                      f"order.state must be one of {', '.join(_STATES)}", "order.state")
+    return None
+
+
+def _update(state: SquareState, order_id: str, body: dict[str, Any],
+            ) -> tuple[int, dict[str, Any]]:
+    key = body.get("idempotency_key")
+    fingerprint = json.dumps({"id": order_id, "order": body["order"]}, sort_keys=True)
+    change = body["order"]
+    with state.lock:
+        if key is not None and key in state.updates_by_key:
+            seen_fingerprint, answer = state.updates_by_key[key]
+            if seen_fingerprint != fingerprint:
+                return 400, _error("INVALID_REQUEST_ERROR", "IDEMPOTENCY_KEY_REUSED",
+                                   "the idempotency key was used with a different request")
+            state.replays += 1
+            return 200, answer
+        order = state.orders.get(order_id)
+        if order is None:
+            return 404, _error("INVALID_REQUEST_ERROR", "NOT_FOUND",
+                               f"order {order_id} not found")
+        if change.get("location_id", order["location_id"]) != order["location_id"]:
+            return 400, _error("INVALID_REQUEST_ERROR", "INVALID_VALUE",
+                               "location_id does not match the order", "order.location_id")
+        if change["version"] != order["version"]:
+            return 400, _error("INVALID_REQUEST_ERROR", "VERSION_MISMATCH",
+                               f"order is at version {order['version']}, not "
+                               f"{change['version']}", "order.version")
+        if order["state"] != "OPEN" and change["state"] != order["state"]:
+            return 400, _error("INVALID_REQUEST_ERROR", "INVALID_STATE_TRANSITION",
+                               f"a {order['state']} order cannot become {change['state']}",
+                               "order.state")
+        if change["state"] != order["state"]:
+            order["state"] = change["state"]
+            order["version"] += 1
+            order["updated_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            state.updates[order_id] += 1
+        answer = {"order": dict(order)}
+        if key is not None:
+            state.updates_by_key[key] = (fingerprint, answer)
+        return 200, answer
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -163,14 +242,19 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/_fake/orders":
             ref = parse_qs(url.query).get("reference_id", [""])[0]
             with state.lock:
-                self._send(200, {"reference_id": ref, "distinct_orders": state.distinct_orders(ref)})
+                self._send(200, {"reference_id": ref,
+                                 "distinct_orders": state.distinct_orders(ref),
+                                 "orders": state.orders_of(ref)})
         elif url.path == "/_fake/stats":
             with state.lock:
                 refs = Counter(o.get("reference_id") for o in state.orders.values())
                 self._send(200, {"orders": len(state.orders), "requests": state.requests,
                                  "replays": state.replays,
+                                 "updates": sum(state.updates.values()),
                                  "orders_by_reference": dict(refs),
                                  "faults_left": len(state.faults)})
+        elif _order_path(url.path) is not None:
+            self._retrieve_order(_order_path(url.path) or "")
         else:
             self._send(404, _error("INVALID_REQUEST_ERROR", "NOT_FOUND", "no such endpoint"))
 
@@ -193,15 +277,46 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.state.faults.extend([fault] * int(spec.get("count", 1)))
         self._send(200, {"queued": int(spec.get("count", 1))})
 
+    def do_PUT(self) -> None:
+        order_id = _order_path(urlparse(self.path).path)
+        if order_id is None:
+            self._send(404, _error("INVALID_REQUEST_ERROR", "NOT_FOUND", "no such endpoint"))
+            return
+        self._write(_validate_update,
+                    lambda body: _update(self.server.state, order_id, body))
+
     def _create_order(self) -> None:
+        self._write(_validate, lambda body: _create(self.server.state, body))
+
+    def _authorized(self) -> bool:
+        if self.headers.get("Authorization") == f"Bearer {ACCESS_TOKEN}":
+            return True
+        self._send(401, _error("AUTHENTICATION_ERROR", "UNAUTHORIZED",
+                               "this request could not be authorized"))
+        return False
+
+    def _retrieve_order(self, order_id: str) -> None:
+        state = self.server.state
+        if not self._authorized():
+            return
+        with state.lock:
+            order = state.orders.get(order_id)
+            answer = {"order": dict(order)} if order is not None else None
+        if answer is None:
+            self._send(404, _error("INVALID_REQUEST_ERROR", "NOT_FOUND",
+                                   f"order {order_id} not found"))
+        else:
+            self._send(200, answer)
+
+    def _write(self, validate: Callable[[Any], dict[str, Any] | None],
+               apply: Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]) -> None:
+        """One create or update request: auth, the next queued fault, validation, apply."""
         state = self.server.state
         body = self._body()
         with state.lock:
             state.requests += 1
             fault = state.faults.popleft() if state.faults else None
-        if self.headers.get("Authorization") != f"Bearer {ACCESS_TOKEN}":
-            self._send(401, _error("AUTHENTICATION_ERROR", "UNAUTHORIZED",
-                                   "this request could not be authorized"))
+        if not self._authorized():
             return
         if fault is not None and fault.kind == "error500":
             self._send(500, _error("API_ERROR", "INTERNAL_SERVER_ERROR", "injected 500"))
@@ -216,16 +331,25 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay_ms / 1000)
-        invalid = _validate(body)
+        invalid = validate(body)
         if invalid is not None:
             self._send(400, invalid)
             return
-        status, answer = _create(state, body)
+        status, answer = apply(body)
         if fault is not None and fault.kind == "hang_after_create":
-            time.sleep(fault.hang_s)  # created, but the answer never reaches the client in time
+            time.sleep(fault.hang_s)  # applied, but the answer never reaches the client in time
             self.close_connection = True
             return
         self._send(status, answer)
+
+
+def _order_path(path: str) -> str | None:
+    """The order id of `/v2/orders/{id}` (None for any other path)."""
+    prefix = "/v2/orders/"
+    if not path.startswith(prefix):
+        return None
+    order_id = path[len(prefix):]
+    return order_id if order_id and "/" not in order_id else None
 
 
 class _Server(ThreadingHTTPServer):

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import sqlite_utils
 
-from appliance.store import order_commands, print_queue, print_slips, print_tickets
+from appliance.store import (
+    order_commands,
+    print_queue,
+    print_slips,
+    print_tickets,
+    transcript_retention,
+)
 from appliance.store.migrations import migrate
 from appliance.store.order_commands import CommandResult
 from appliance.store.print_queue import JobKind, PrintQueueSummary
@@ -326,11 +332,21 @@ class LocalStore:
         return Order.model_validate_json(rows[0][0]) if rows else None
 
     def record_turn(self, call_id: str, speaker: str, text: str, at: datetime,
-                    latency_ms: float | None = None) -> None:
-        self._write(
-            "INSERT INTO call_turns(call_id, at, speaker, text, latency_ms) VALUES (?, ?, ?, ?, ?)",
-            (call_id, _iso(at), speaker, text, latency_ms),
-        )
+                    latency_ms: float | None = None) -> bool:
+        """Keep one turn of a call; False (nothing stored) when the tenant's policy in force
+        keeps transcripts 0 days."""
+        with self._transaction() as conn:
+            if not transcript_retention.keeps_turns(conn):
+                return False
+            conn.execute(
+                "INSERT INTO call_turns(call_id, at, speaker, text, latency_ms) "
+                "VALUES (?, ?, ?, ?, ?)", (call_id, _iso(at), speaker, text, latency_ms))
+        return True
+
+    def prune_turns(self, now: datetime) -> tuple[int, datetime | None]:
+        """Delete turns past the policy's `transcripts_days`: (rows, cutoff or None if unlimited)."""
+        with self._transaction() as conn:
+            return transcript_retention.prune_turns(conn, now)
 
     def turns(self, call_id: str) -> list[Turn]:
         rows = self._query(
@@ -344,6 +360,13 @@ class LocalStore:
             "SELECT call_id FROM call_turns GROUP BY call_id ORDER BY MAX(id) DESC LIMIT ?", (limit,)
         )
         return [r[0] for r in rows]
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for reads only: no write lock is taken, and in WAL a reader never
+        waits for another process's writer (safe on the event loop, e.g. at each INVITE)."""
+        with self._lock:
+            yield self._conn
 
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """One write transaction for store modules beside this class (desired_state, ...)."""

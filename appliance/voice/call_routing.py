@@ -109,18 +109,32 @@ class CallRouting:
         if self.sessions is not None:
             self.sessions.set_routing(self.session_id, again.model_dump(), self.clock())
 
+    def spoke(self, seconds: float) -> None:
+        """Synthesised speech queued to the caller: TTS seconds and cost for the session."""
+        if (name := self.decision.chosen.get(ProviderKind.TTS.value)) and seconds > 0:
+            self.used(name, ProviderKind.TTS, seconds=seconds)
+
     def _decoded(self, provider: str, seconds: float) -> None:
         """A final decode by `provider` (worker thread): add its audio and cost to the session."""
+        self.used(provider, ProviderKind.ASR, seconds=seconds)
+
+    def used(self, provider: str, kind: ProviderKind, *, seconds: float = 0.0,
+             tokens: int = 0) -> None:
+        """Add use of `provider` to the session at its descriptor's rates (tokens: an LLM
+        NLU; the rule engine spends none); a failure is logged and dropped, because usage
+        must never stop a call."""
         if self.sessions is None:
             return
         descriptor = self.providers.descriptors.get(provider)
-        cost = seconds * descriptor.cost_per_audio_s if descriptor is not None else 0.0
+        cost = (seconds * descriptor.cost_per_audio_s + tokens / 1000 * descriptor.cost_per_1k_tokens
+                if descriptor is not None else 0.0)
         try:
-            self.sessions.add_usage(self.session_id, provider=provider, kind=ProviderKind.ASR.value,
-                                    seconds=seconds, cost_cents=cost, now=self.clock())
-        except (sqlite3.Error, KeyError, ValueError) as err:  # usage must never stop a call
+            self.sessions.add_usage(self.session_id, provider=provider, kind=kind.value,
+                                    seconds=seconds, tokens=tokens, cost_cents=cost, now=self.clock())
+        except (sqlite3.Error, KeyError, ValueError) as err:
             log.error("call usage not recorded", extra=fields(
-                session_id=self.session_id, provider=provider, error=str(err)))
+                session_id=self.session_id, call_id=self.call_id, provider=provider,
+                kind=kind.value, error=str(err)))
 
     def _failed_over(self, event: Failover) -> None:
         """A provider died mid-call (called on a worker thread): record, log, mark it dead."""

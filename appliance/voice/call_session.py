@@ -41,7 +41,7 @@ from appliance.voice.sip_agent import CallInfo, MediaChannel
 from appliance.voice.sip_refer import TransferResult
 from appliance.voice.sip_uri import SipUri
 from appliance.voice.speculation import AwaitInFlight, CallLoad, EndNow, Launch, Speculator
-from appliance.voice.tts_piper import PiperTts
+from appliance.voice.tts_piper import TELEPHONE_RATE, PiperTts
 from blueprints.model import Blueprint
 from sync.contracts.errors import Correlation
 from sync.contracts.tools import ToolResult
@@ -332,6 +332,9 @@ class CallSession:
             self.deps.remember_speech(say.text, sentences + more)
             if not self._cut:  # the caller did not barge in while the rest was synthesised
                 plays += [asyncio.create_task(self.media.play(s)) for s in more]
+                sentences = sentences + more
+        # TTS usage: the seconds of speech queued to the caller, cached prompts included.
+        await asyncio.to_thread(self.routed.spoke, sum(len(s) for s in sentences) / TELEPHONE_RATE)
         await asyncio.gather(*plays)
 
     def on_dtmf(self, digit: str) -> None:

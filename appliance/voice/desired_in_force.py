@@ -1,5 +1,6 @@
 """What the cloud's desired state means for the next call: which blueprint and menu it
-runs with, and whether the box takes it at all (`answer_calls` false: hand it to staff).
+runs with, whether the box takes it at all (`answer_calls` false: hand it to staff), and
+the tenant's calls-per-minute quota the SIP agent admits new calls against.
 
 Read at each call start from the store, so a version applied by voxeron-sync takes effect
 with the next call and never in the middle of one. Composition is cached per version.
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 
 from appliance.desired_blueprint import DesiredComposer, DesiredInvalid
 from appliance.dialog.order_tools import OrderTools
+from appliance.store import LocalStore
 from appliance.store.desired_state import AppliedDesired, in_force
 from appliance.voice.call_session import VoiceDeps
 from sync.structured_log import fields
@@ -25,6 +28,22 @@ class DesiredInForce:
     def __init__(self, composer: DesiredComposer) -> None:
         self._composer = composer
         self._cached: tuple[int, VoiceDeps, VoiceDeps] | None = None  # (version, base, per-call)
+        self._calls_per_min: int | None = None  # the last quota read, kept if a read fails
+
+    def calls_per_min(self, store: LocalStore) -> int | None:
+        """The tenant's new-call quota in force (None: unlimited); read at each INVITE, so a
+        desired version applied by voxeron-sync counts from the next call. A store that cannot
+        be read keeps the last quota: admission must not fail because of it."""
+        try:
+            with store.reading() as conn:
+                applied = in_force(conn)
+        except sqlite3.Error as exc:
+            log.error("desired state unreadable; keeping the last call quota", extra=fields(
+                calls_per_min=self._calls_per_min, error=str(exc)))
+            return self._calls_per_min
+        policy = applied.desired.policy if applied is not None else None
+        self._calls_per_min = policy.calls_per_min if policy is not None else None
+        return self._calls_per_min
 
     def for_call(self, deps: VoiceDeps) -> tuple[VoiceDeps, bool]:
         """Deps with the blueprint in force, and False when calls must go to staff."""

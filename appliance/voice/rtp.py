@@ -13,8 +13,7 @@ import ipaddress
 import logging
 import secrets
 import struct
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +27,7 @@ from appliance.voice.jitter_buffer import (
     Reframer,
     conceal,
 )
+from appliance.voice.media_queues import MediaQueues, MediaQueueStats, QueuedMediaChannel
 from appliance.voice.playout_clock import PlayoutClock
 from sync.structured_log import fields
 
@@ -132,16 +132,9 @@ class RtpStats:
     packets_out: int = 0
     malformed: int = 0
     foreign: int = 0
-    overflow: int = 0
     digits: int = 0
     jitter: JitterStats = field(default_factory=JitterStats)
-
-
-@dataclass
-class _Segment:
-    pcm: np.ndarray
-    done: asyncio.Future[None]
-    pos: int = 0
+    queues: MediaQueueStats = field(default_factory=MediaQueueStats)  # overflow lives here
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -152,8 +145,12 @@ class _Protocol(asyncio.DatagramProtocol):
         self.endpoint._on_datagram(data, addr)
 
 
-class RtpEndpoint:
-    """One call leg's RTP socket; implements the MediaChannel protocol of the SIP agent."""
+class RtpEndpoint(QueuedMediaChannel):
+    """One call leg's RTP socket; implements the MediaChannel protocol of the SIP agent.
+
+    The queues (caller frames, prompts, barge-in, drain) are a MediaQueues; this class
+    adds the socket, the jitter buffer, DTMF, hold and real-time pacing.
+    """
 
     def __init__(self, codec: G711Codec, peer: RtpPeer, *, comfort_silence: bool = False,
                  jitter_depth: int = 3, max_buffered_frames: int = 1500,
@@ -169,15 +166,14 @@ class RtpEndpoint:
         self._jitter: JitterBuffer[RtpPacket] = JitterBuffer(depth=jitter_depth)
         self.stats.jitter = self._jitter.stats
         self._reframer = Reframer()
-        self._frames: deque[np.ndarray] = deque(maxlen=max_buffered_frames)
-        self._frame_ready = asyncio.Event()
-        self._closed = asyncio.Event()
         self._wake = asyncio.Event()
+        self.queues = MediaQueues(max_buffered_frames=max_buffered_frames,
+                                  on_queued=self._wake.set)
+        self.stats.queues = self.queues.stats
+        self._closed = self.queues.closed
         self._peer_known = asyncio.Event()
         if peer.destination is not None:
             self._peer_known.set()
-        self._queue: deque[_Segment] = deque()
-        self._drain_waiters: list[asyncio.Future[None]] = []
         self._clock = PlayoutClock(timestamp=secrets.randbits(32))
         self._seq = secrets.randbits(16)
         self._ssrc = secrets.randbits(32)
@@ -212,7 +208,7 @@ class RtpEndpoint:
         """On hold (RFC 3264 8.4) nothing is sent and caller audio (music on hold) is dropped;
         queued prompts pause where they are and go on (a new talkspurt) after resume."""
         if held and not self.held:
-            self._frames.clear()
+            self.queues.clear_frames()
         self.held = held
         self._wake.set()
 
@@ -236,61 +232,12 @@ class RtpEndpoint:
         assert self._transport is not None
         return int(self._transport.get_extra_info("sockname")[1])
 
-    @property
-    def closed(self) -> asyncio.Event:
-        """Set when the call has ended; frames() then finishes and play() returns at once."""
-        return self._closed
-
-    @property
-    def playing(self) -> bool:
-        """True while queued audio remains to be sent."""
-        return bool(self._queue)
-
-    async def frames(self) -> AsyncIterator[np.ndarray]:
-        """Caller audio as int16 8 kHz frames of 160 samples, in order, until the call ends."""
-        while True:
-            while self._frames:
-                yield self._frames.popleft()
-            if self._closed.is_set():
-                return
-            self._frame_ready.clear()
-            await self._frame_ready.wait()
-
-    async def play(self, pcm: np.ndarray) -> None:
-        """Queue int16 8 kHz audio behind what is queued; return once sent or stopped.
-
-        Cancelling the caller of play() does not unqueue its audio: stop_playback() does.
-        """
-        samples = np.asarray(pcm)
-        if samples.dtype != np.int16 or samples.ndim != 1:
-            raise TypeError(f"play() takes 1-D int16 audio, got {samples.dtype} {samples.shape}")
-        if self._closed.is_set() or len(samples) == 0:
-            return
-        segment = _Segment(samples, asyncio.get_running_loop().create_future())
-        self._queue.append(segment)
-        self._wake.set()
-        await segment.done
-
-    def stop_playback(self) -> None:
-        """Drop all queued audio now (barge-in); pending play() calls return."""
-        while self._queue:
-            _resolve(self._queue.popleft().done)
-        self._notify_drained()
-
-    async def drain(self) -> None:
-        """Wait until everything queued so far has been sent (or stopped)."""
-        if self._queue:
-            waiter = asyncio.get_running_loop().create_future()
-            self._drain_waiters.append(waiter)
-            await waiter
-
     def close(self) -> None:
         """End the media: frames() finishes, play() returns, the socket closes."""
         if self._closed.is_set():
             return
-        self._closed.set()
-        self.stop_playback()
-        for event in (self._frame_ready, self._wake, self._peer_known):
+        self.queues.close()
+        for event in (self._wake, self._peer_known):
             event.set()
         if self._sender is not None:
             self._sender.cancel()
@@ -343,11 +290,7 @@ class RtpEndpoint:
             return  # telephone-event, comfort noise: not audio frames
         if self.held:
             return
-        for frame in self._reframer.push(pcm):
-            if len(self._frames) == self._frames.maxlen:
-                self.stats.overflow += 1  # nobody reads frames(): keep the newest
-            self._frames.append(frame)
-        self._frame_ready.set()
+        self.queues.push(self._reframer.push(pcm))
 
     # -- send ----------------------------------------------------------------------------
 
@@ -363,7 +306,7 @@ class RtpEndpoint:
     async def _pace(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._closed.is_set():
-            if (not self._queue and not self._comfort) or self.held:
+            if (not self.queues.playing and not self._comfort) or self.held:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -372,22 +315,15 @@ class RtpEndpoint:
                 continue
             self._clock.start_talkspurt(loop.time())
             self._was_audio = False
-            while not self._closed.is_set() and (self._queue or self._comfort) and not self.held:
+            while not self._closed.is_set() and (self.queues.playing or self._comfort) and not self.held:
                 self._send_frame(loop.time())
                 delay = self._clock.due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
 
     def _send_frame(self, now: float) -> None:
-        finished: _Segment | None = None
-        if self._queue:
-            segment = self._queue[0]
-            pcm = segment.pcm[segment.pos : segment.pos + FRAME_SAMPLES]
-            segment.pos += FRAME_SAMPLES
-            if segment.pos >= len(segment.pcm):
-                finished = self._queue.popleft()
-            if len(pcm) < FRAME_SAMPLES:
-                pcm = np.concatenate([pcm, np.zeros(FRAME_SAMPLES - len(pcm), dtype=np.int16)])
+        pcm = self.queues.take(FRAME_SAMPLES)
+        if pcm is not None:
             if not self._was_audio and self._comfort:
                 self._clock.mark_talkspurt()
             self._was_audio = True
@@ -400,17 +336,3 @@ class RtpEndpoint:
         if self._transport is not None and self.peer.destination is not None and not self.held:
             self._transport.sendto(packet.to_bytes(), self.peer.destination)
             self.stats.packets_out += 1
-        if finished is not None:
-            _resolve(finished.done)
-            if not self._queue:
-                self._notify_drained()
-
-    def _notify_drained(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
-            _resolve(waiter)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

@@ -21,7 +21,7 @@ from appliance.voice.callbacks import CallbackScheduler
 from appliance.voice.desired_in_force import DesiredInForce
 from appliance.voice.providers import Health, ProviderDescriptor, ProviderKind, ProviderRegistry
 from appliance.voice.sip_access import InboundAccess
-from appliance.voice.sip_agent import CallInfo, MediaChannel, SipAgent
+from appliance.voice.sip_agent import CallHandler, CallInfo, MediaChannel, SipAgent
 from appliance.voice.sip_refer import staff_uri
 from appliance.voice.sip_register import RegisterClient, RegisterSettings
 from appliance.voice.sip_transaction import advertised_address
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def build_deps(identity: BoxIdentity, cfg: VoiceConfig) -> VoiceDeps:
-    blueprint = compose_builtin(cfg.sector, cfg.tenant_overlay)
+    blueprint = compose_builtin(cfg.sector, cfg.tenant_overlay, cfg.runtime_policy)
     store = LocalStore(identity.db_path)
     providers = ProviderRegistry()
     pool = asr_pool(cfg, providers.descriptors.values())
@@ -76,7 +76,7 @@ async def serve_voice(identity: BoxIdentity, cfg: VoiceConfig, stop: asyncio.Eve
     if deps.asr_pool is not None:  # the configured model, loaded before the first call
         await asyncio.to_thread(deps.asr_pool.get, cfg.asr_model)
 
-    desired_now = DesiredInForce(DesiredComposer(cfg.sector, cfg.tenant_overlay))
+    desired_now = DesiredInForce(DesiredComposer(cfg.sector, cfg.tenant_overlay, cfg.runtime_policy))
 
     async def on_call(call: CallInfo, media: MediaChannel) -> None:
         call_deps, answer = await asyncio.to_thread(desired_now.for_call, deps)  # desired state
@@ -84,10 +84,7 @@ async def serve_voice(identity: BoxIdentity, cfg: VoiceConfig, stop: asyncio.Eve
         media.on_dtmf(session.on_dtmf)
         await (session.run() if answer else session.divert_to_staff("answer_calls_off"))
 
-    agent = SipAgent(cfg.sip_host, cfg.sip_port, cfg.sip_users, on_call,
-                     rtp_host=cfg.rtp_host, max_calls=cfg.max_calls, access=inbound_access(cfg),
-                     tcp=cfg.sip_tcp, min_se=cfg.session_min_se_s, hold_timeout_s=cfg.hold_timeout_s,
-                     overflow_uri=deps.staff_uri if cfg.overflow_to_staff else None)
+    agent = sip_agent(cfg, deps, on_call, desired_now)
     await agent.start()
     # The setup UI's browser test call: same on_call, loopback signalling (webrtc_signalling.py).
     web_calls = (await serve_web_calls(cfg.test_call.port, on_call)
@@ -118,6 +115,17 @@ async def serve_voice(identity: BoxIdentity, cfg: VoiceConfig, stop: asyncio.Eve
         if deps.sessions is not None:
             deps.sessions.close()
         deps.store.close()
+
+
+def sip_agent(cfg: VoiceConfig, deps: VoiceDeps, on_call: CallHandler,
+              desired_now: DesiredInForce) -> SipAgent:
+    """The SIP agent as configured; it admits each new call against the tenant's
+    calls-per-minute quota in the desired state in force at that INVITE."""
+    return SipAgent(cfg.sip_host, cfg.sip_port, cfg.sip_users, on_call,
+                    rtp_host=cfg.rtp_host, max_calls=cfg.max_calls, access=inbound_access(cfg),
+                    tcp=cfg.sip_tcp, min_se=cfg.session_min_se_s, hold_timeout_s=cfg.hold_timeout_s,
+                    overflow_uri=deps.staff_uri if cfg.overflow_to_staff else None,
+                    calls_per_min=lambda: desired_now.calls_per_min(deps.store))
 
 
 def inbound_access(cfg: VoiceConfig) -> InboundAccess:

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
+from appliance.voice.call_rate import CallRateWindow
 from appliance.voice.g711 import codec_for
 from appliance.voice.rtp import RtpEndpoint, RtpPeer
 from appliance.voice.sdp import (
@@ -115,7 +116,9 @@ class SipAgent(MidCallRequests):
     calls by source address or digest auth (None: anyone may call, as before). `tcp` adds
     a TCP listener on the same port. Past `max_calls` a call gets 486 Busy Here, or 302 to
     `overflow_uri` (the staff line) when set. `min_se` is our session-timer floor (422);
-    a call on hold longer than `hold_timeout_s` is hung up.
+    a call on hold longer than `hold_timeout_s` is hung up. `calls_per_min` returns the
+    tenant's quota in force (None: unlimited), read at each INVITE; a call past it in the
+    last rolling minute is refused like one past `max_calls`.
     """
 
     def __init__(self, host: str, port: int, users: list[str], handler: CallHandler,
@@ -123,7 +126,8 @@ class SipAgent(MidCallRequests):
                  answer_after_s: float = 0.0, stop_grace_s: float = 2.0,
                  access: InboundAccess | None = None, tcp: bool = False,
                  overflow_uri: SipUri | None = None, min_se: int = MIN_SE,
-                 hold_timeout_s: float = 300.0) -> None:
+                 hold_timeout_s: float = 300.0,
+                 calls_per_min: Callable[[], int | None] | None = None) -> None:
         super().__init__(host, port, t1=t1, t2=t2, tcp=tcp)
         self.access = access
         self.response_listeners: list[ResponseListener] = []
@@ -135,6 +139,8 @@ class SipAgent(MidCallRequests):
         self._byes: dict[str, CallLeg] = {}
         self._updates: dict[str, CallLeg] = {}
         self._refers = ReferTracker()
+        self._calls_per_min = calls_per_min
+        self._rate = CallRateWindow()
 
     @property
     def active_calls(self) -> int:
@@ -195,15 +201,19 @@ class SipAgent(MidCallRequests):
             self._on_reinvite(request, source, key)
             return
         tx = self._invites[key] = InviteTransaction(key)
-        screened = self._screen(request, source)
-        if isinstance(screened, Refusal):
-            log.info("call refused", extra=fields(status=screened.status, reason=screened.reason,
-                                                  source=format_host(*source)))
-            self._final(tx, request, source, screened.status, extra=screened.extra)
-            return
+        call_id = new_id("call")  # minted first so a refusal is logged under its own id too
+        with log_context(call_id=call_id):
+            screened = self._screen(request, source)
+            if isinstance(screened, Refusal):
+                log.info("call refused", extra=fields(
+                    status=screened.status, reason=screened.reason, sip_call_id=request.call_id,
+                    source=format_host(*source)))
+                self._final(tx, request, source, screened.status, extra=screened.extra)
+                return
         offer, plan, terms = screened
+        self._rate.admit(self._now())
         local_tag = new_tag()
-        info = CallInfo(call_id=new_id("call"), sip_call_id=request.call_id,
+        info = CallInfo(call_id=call_id, sip_call_id=request.call_id,
                         from_uri=str(request.from_addr.uri), caller=caller_name(request.from_addr),
                         to_user=unquote(request.uri.user or ""), remote=source)
         call = CallLeg(info, request, tx, Dialog.from_invite(request, local_tag), offer, plan)
@@ -237,10 +247,12 @@ class SipAgent(MidCallRequests):
         if accept and not accept & {"application/sdp", "application/*", "*/*"}:
             return Refusal(406, "caller does not accept SDP", (("Accept", "application/sdp"),))
         if len(self._calls) >= self.max_calls:
-            if self.overflow_uri is not None:
-                return Refusal(302, "max_calls reached: sent to the staff line",
-                               (("Contact", f"<{self.overflow_uri}>"),))
-            return Refusal(486, "max_calls reached")
+            return self._overflow("max_calls reached")
+        limit = self._calls_per_min() if self._calls_per_min is not None else None
+        if not self._rate.allows(self._now(), limit):
+            log.warning("call over the tenant's rate", extra=fields(
+                reason="calls_per_min", calls_per_min=limit, sip_call_id=request.call_id))
+            return self._overflow(f"calls_per_min {limit} reached")
         terms = self.negotiate_timer(request)
         if isinstance(terms, Refusal):
             return terms
@@ -253,6 +265,13 @@ class SipAgent(MidCallRequests):
             return offer, negotiate_audio(offer), terms
         except SdpError as err:
             return Refusal(488, str(err), (warning_header(str(err)),))
+
+    def _overflow(self, reason: str) -> Refusal:
+        """A call we have no room for: 302 to the staff line when set, else 486 Busy Here."""
+        if self.overflow_uri is not None:
+            return Refusal(302, f"{reason}: sent to the staff line",
+                           (("Contact", f"<{self.overflow_uri}>"),))
+        return Refusal(486, reason)
 
     def _on_ack(self, request: SipRequest, source: Address) -> None:
         tx = self._invites.get(transaction_key(request))

@@ -18,8 +18,11 @@ TELEPHONE_RATE = 8000
 class PiperTts:
     """Piper voice loaded once per process; `synthesize` is CPU-bound (run it in a thread)."""
 
-    def __init__(self, model_path: str | None = None) -> None:
+    def __init__(self, model_path: str | None = None, *, vary: bool = True) -> None:
+        """`vary=False` turns off Piper's sampling noise, so the same text gives the same
+        audio every time: tests and benchmarks that must replay a caller exactly."""
         self._model_path = model_path
+        self._vary = vary
 
     @cached_property
     def _voice(self):  # type: ignore[no-untyped-def]
@@ -39,7 +42,10 @@ class PiperTts:
     def sentences(self, text: str, rate: int = TELEPHONE_RATE) -> Iterator[np.ndarray]:
         """int16 mono audio at `rate`, one array per sentence of `text`."""
         voice = self._voice
-        for chunk in voice.synthesize(text):
+        from piper import SynthesisConfig
+
+        config = None if self._vary else SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+        for chunk in voice.synthesize(text, syn_config=config):
             audio = chunk.audio_float_array.astype(np.float32)
             if chunk.sample_rate != rate:
                 audio = soxr.resample(audio, chunk.sample_rate, rate)

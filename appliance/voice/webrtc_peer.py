@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
-from collections import deque
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import soxr
@@ -31,6 +29,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
 from appliance.voice.jitter_buffer import FRAME_SAMPLES, Reframer
+from appliance.voice.media_queues import MediaQueues, QueuedMediaChannel
 from appliance.voice.sip_agent import CallHandler, CallInfo
 from appliance.voice.webrtc_signalling import OfferRejected, WebCallServer, WebMedia
 from sync.structured_log import fields
@@ -77,13 +76,6 @@ def upsample(pcm: np.ndarray) -> np.ndarray:
     return np.asarray(soxr.resample(pcm, PHONE_RATE, WEB_RATE), dtype=np.int16)
 
 
-@dataclass
-class _Segment:
-    pcm: np.ndarray  # 48 kHz
-    done: asyncio.Future[None]
-    pos: int = 0
-
-
 class AgentTrack(MediaStreamTrack):
     """The agent's voice towards the browser: queued prompts, else silence, paced in real time.
 
@@ -117,23 +109,32 @@ class AgentTrack(MediaStreamTrack):
         return frame
 
 
-class WebRtcMedia:
-    """One browser call leg; implements the MediaChannel protocol of the SIP agent."""
+class WebRtcMedia(QueuedMediaChannel):
+    """One browser call leg; implements the MediaChannel protocol of the SIP agent.
+
+    The queues (caller frames, prompts, barge-in, drain) are a MediaQueues holding prompts
+    upsampled to 48 kHz; this class adds the aiortc tracks and the resampling.
+    """
 
     def __init__(self, pc: RTCPeerConnection, *, max_buffered_frames: int = 1500) -> None:
         self.pc = pc
         self.track = AgentTrack(self)
-        self._frames: deque[np.ndarray] = deque(maxlen=max_buffered_frames)
-        self._frame_ready = asyncio.Event()
-        self._closed = asyncio.Event()
-        self._queue: deque[_Segment] = deque()
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self.queues = MediaQueues(max_buffered_frames=max_buffered_frames, prepare=upsample)
+        self._closed = self.queues.closed
         self._listeners: list[Callable[[str], None]] = []
         self._down = Downsampler()
         self._reader: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
-        self.frames_in = 0
-        self.frames_out = 0
+
+    @property
+    def frames_in(self) -> int:
+        """8 kHz frames of browser audio handed to the call so far."""
+        return self.queues.stats.frames_in
+
+    @property
+    def frames_out(self) -> int:
+        """20 ms chunks of prompt audio the browser track has taken so far."""
+        return self.queues.stats.frames_out
 
     def attach(self, track: MediaStreamTrack) -> None:
         """Start reading the browser's microphone track."""
@@ -156,52 +157,9 @@ class WebRtcMedia:
 
     def push_browser_audio(self, packed: np.ndarray, channels: int, rate: int) -> None:
         """Interleaved int16 browser audio in; 8 kHz frames become available to frames()."""
-        for frame in self._down.push(to_mono(packed, channels), rate):
-            self._frames.append(frame)
-            self.frames_in += 1
-        self._frame_ready.set()
+        self.queues.push(self._down.push(to_mono(packed, channels), rate))
 
-    # -- MediaChannel --------------------------------------------------------------------
-
-    @property
-    def closed(self) -> asyncio.Event:
-        return self._closed
-
-    @property
-    def playing(self) -> bool:
-        return bool(self._queue)
-
-    async def frames(self) -> AsyncIterator[np.ndarray]:
-        """Browser audio as int16 8 kHz frames of 160 samples, in order, until the call ends."""
-        while True:
-            while self._frames:
-                yield self._frames.popleft()
-            if self._closed.is_set():
-                return
-            self._frame_ready.clear()
-            await self._frame_ready.wait()
-
-    async def play(self, pcm: np.ndarray) -> None:
-        """Queue int16 8 kHz audio; return once the browser track has taken it, or stopped."""
-        samples = np.asarray(pcm)
-        if samples.dtype != np.int16 or samples.ndim != 1:
-            raise TypeError(f"play() takes 1-D int16 audio, got {samples.dtype} {samples.shape}")
-        if self._closed.is_set() or len(samples) == 0:
-            return
-        segment = _Segment(upsample(samples), asyncio.get_running_loop().create_future())
-        self._queue.append(segment)
-        await segment.done
-
-    def stop_playback(self) -> None:
-        while self._queue:
-            _resolve(self._queue.popleft().done)
-        self._notify_drained()
-
-    async def drain(self) -> None:
-        if self._queue:
-            waiter = asyncio.get_running_loop().create_future()
-            self._drain_waiters.append(waiter)
-            await waiter
+    # -- MediaChannel (the queue half comes from QueuedMediaChannel) ---------------------
 
     def on_dtmf(self, listener: Callable[[str], None]) -> None:
         """Kept for the protocol: the test call page has no keypad, so no key ever arrives."""
@@ -211,44 +169,21 @@ class WebRtcMedia:
         """End the call: frames() finishes, play() returns, the peer connection closes."""
         if self._closed.is_set():
             return
-        self._closed.set()
-        self.stop_playback()
-        self._frame_ready.set()
+        self.queues.close()
         self.track.stop()
         if self._reader is not None and self._reader is not asyncio.current_task():
             self._reader.cancel()
         self._closing = asyncio.get_running_loop().create_task(self.pc.close())
-        log.info("test call media closed", extra=fields(frames_in=self.frames_in,
-                                                        frames_out=self.frames_out))
+        log.info("test call media closed", extra=fields(
+            frames_in=self.frames_in, frames_out=self.frames_out,
+            overflow=self.queues.stats.overflow))
 
     # -- send ----------------------------------------------------------------------------
 
     def _next_out_frame(self) -> np.ndarray:
         """The next 20 ms at 48 kHz for the browser: queued prompt audio, else silence."""
-        if not self._queue:
-            return np.zeros(WEB_FRAME, dtype=np.int16)
-        segment = self._queue[0]
-        pcm = segment.pcm[segment.pos : segment.pos + WEB_FRAME]
-        segment.pos += WEB_FRAME
-        self.frames_out += 1
-        if segment.pos >= len(segment.pcm):
-            self._queue.popleft()
-            _resolve(segment.done)
-            if not self._queue:
-                self._notify_drained()
-        if len(pcm) < WEB_FRAME:
-            pcm = np.concatenate([pcm, np.zeros(WEB_FRAME - len(pcm), dtype=np.int16)])
-        return pcm
-
-    def _notify_drained(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
-            _resolve(waiter)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+        pcm = self.queues.take(WEB_FRAME)
+        return pcm if pcm is not None else np.zeros(WEB_FRAME, dtype=np.int16)
 
 
 async def answer_offer(offer_sdp: str) -> tuple[str, WebRtcMedia]:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from cloud.config import CloudConfig
 from cloud.control.api_errors import ApiError, install_error_handlers
-from cloud.control.cache import HotCache, RedisLimiter
+from cloud.control.cache import RedisLimiter
 from cloud.control.control_plane import install_control_plane
 from cloud.control.db import CloudDb, DeviceRecord, OrderRecord
 from cloud.control.dependencies import DbDep
@@ -41,7 +41,7 @@ def create_app(cfg: CloudConfig) -> FastAPI:
         db.close()
         app.state.cache.close()
 
-    app = FastAPI(title="voxeron cloud", version="1.1", lifespan=lifespan)
+    app = FastAPI(title="voxeron cloud", version="1.2", lifespan=lifespan)
     app.state.db = db
     install_error_handlers(app)
 
@@ -73,7 +73,7 @@ def create_app(cfg: CloudConfig) -> FastAPI:
 
     app.include_router(device_router)
     install_control_plane(app, cfg)
-    cache = HotCache(cfg.redis_url)  # Redis hot cache; without Redis, straight to the database
+    cache = db.cache  # Redis hot cache (CloudDb drops desired entries); else the database
     app.state.cache = cache
     if cache.configured:
         app.state.rate_limiter = RedisLimiter(cache)  # replicas share one budget per tenant

@@ -134,7 +134,8 @@ class HotCache:
 
     def desired(self, tenant_id: str, device_id: str,
                 load: Callable[[], DesiredState | None]) -> DesiredState | None:
-        """A device's newest desired-state document; call `forget_desired` on a change."""
+        """A device's newest desired-state document. `CloudDb.add_desired` forgets it after
+        every new version, so callers never have to."""
         return self.get_or_load(f"desired:{tenant_id}:{device_id}", DesiredState,
                                 DESIRED_TTL_S, load)
 

@@ -12,9 +12,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from cloud.config import CloudConfig
+from cloud.config import ALL_REGIONS, CloudConfig, Region
 from cloud.control.tenant_ca import TenantCaStore
 from cloud.db import Database, open_database
+from cloud.integration.secret_box import SecretBox
 
 
 @dataclass
@@ -24,6 +25,11 @@ class ControlPlane:
     db: Database
     cas: TenantCaStore
     bootstrap_ops_token: str | None
+    # Seals integration secrets on write; None = this app cannot store them (tests of
+    # other routes). `open` always loads the configured keys.
+    secrets: SecretBox | None = None
+    # Data-residency regions this deployment serves (CloudConfig.regions).
+    regions: tuple[Region, ...] = ALL_REGIONS
 
     @classmethod
     def open(cls, cfg: CloudConfig) -> ControlPlane:
@@ -32,7 +38,8 @@ class ControlPlane:
             app_password=(cfg.database_app_password.get_secret_value()
                           if cfg.database_app_password else None))
         token = cfg.bootstrap_ops_token.get_secret_value() if cfg.bootstrap_ops_token else None
-        return cls(db=db, cas=TenantCaStore(cfg.tenant_ca_dir), bootstrap_ops_token=token)
+        return cls(db=db, cas=TenantCaStore(cfg.tenant_ca_dir), bootstrap_ops_token=token,
+                   secrets=SecretBox.from_config(cfg), regions=cfg.regions)
 
     def close(self) -> None:
         self.db.close()

@@ -10,9 +10,7 @@ dashboard and id-only look-ups use the explicit fleet scope.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -20,8 +18,17 @@ from typing import Literal
 from pydantic import BaseModel, computed_field
 
 from cloud.config import CloudConfig
+from cloud.control.cache import HotCache
+from cloud.control.health_history import (
+    DEFAULT_LIMIT,
+    DeviceHealthHistory,
+    append_health,
+    device_known,
+    prune_tenant,
+    read_history,
+    tenants_with_history_before,
+)
 from cloud.db import Database, Transaction, open_database
-from cloud.db.transaction import Row, Scope, adapt_json, iso
 from sync.contracts.events import (
     EventEnvelope,
     OrderCancelled,
@@ -31,7 +38,6 @@ from sync.contracts.events import (
 )
 from sync.contracts.messages import Command, DesiredState, DeviceStatus, Health, ReportedState
 from sync.contracts.order import Order
-from sync.sqlite_schema import open_wal
 
 IngestOutcome = Literal["stored", "duplicate"]
 
@@ -96,95 +102,52 @@ def _set_cancelled(tx: Transaction) -> str:
             "WHERE order_id = :order_id AND tenant_id = :tenant_id")
 
 
-class _SnapshotTransaction(Transaction):
-    """A read on a SQLite WAL snapshot (deferred BEGIN): it never waits for a writer.
-
-    The control plane reads CloudDb while holding its own write transaction on the same
-    file (planning desired states); a BEGIN IMMEDIATE read would wait for that writer."""
-
-    dialect = "sqlite"
-
-    def __init__(self, scope: Scope, conn: sqlite3.Connection) -> None:
-        super().__init__(scope)
-        self._conn = conn
-
-    def _adapt(self, value: object) -> object:
-        return iso(value) if isinstance(value, datetime) else adapt_json(value)
-
-    def _run(self, sql: str, params: dict[str, object],
-             want_rows: bool) -> tuple[int, list[Row]]:
-        cur = self._conn.execute(sql, params)
-        return cur.rowcount, [dict(r) for r in cur.fetchall()] if want_rows else []
-
-
-class _SnapshotReads:
-    """One read-only connection to the SQLite file, for `_SnapshotTransaction`s."""
-
-    def __init__(self, path: Path) -> None:
-        self._conn = open_wal(path)
-        self._conn.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def scope(self, tenant_id: str | None) -> Iterator[Transaction]:
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                yield _SnapshotTransaction(
-                    Scope("tenant", tenant_id) if tenant_id is not None else Scope("fleet"),
-                    self._conn)
-            finally:
-                self._conn.execute("COMMIT")
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-
 class CloudDb:
     """Typed access to ingest and edge state; several instances may share the database."""
 
     def __init__(self, path: Path | str | None = None, *, database: Database | None = None,
-                 ) -> None:
+                 cache: HotCache | None = None) -> None:
         """`CloudDb(path)`: the single-node SQLite file (the demo); `CloudDb.open(url)`
-        for any backend."""
+        for any backend. `cache` is the Redis hot cache whose desired-state entry of a
+        device `add_desired` drops (CloudDb closes it); None = no cache."""
         if database is None:
             if path is None:
                 raise ValueError("CloudDb needs a SQLite path or an opened database")
             database = open_database(f"sqlite:///{Path(path)}")
         self.path = Path(path) if path is not None else None
         self.db = database
-        self._reads = (_SnapshotReads(self.path)
-                       if database.backend == "sqlite" and self.path is not None else None)
+        self.cache = cache if cache is not None else HotCache(None)
 
     @classmethod
     def open(cls, url: str, *, app_role: str = "voxeron_app", app_password: str | None = None,
-             pool_size: int = 4) -> CloudDb:
+             pool_size: int = 4, cache: HotCache | None = None) -> CloudDb:
         """The database at `url` (sqlite:///path or postgresql://owner@host/db), migrated."""
         path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
         db = cls(path, database=open_database(url, app_role=app_role,
                                                app_password=app_password,
-                                               pool_size=pool_size))
+                                               pool_size=pool_size), cache=cache)
         return db
 
     @classmethod
     def for_config(cls, cfg: CloudConfig) -> CloudDb:
-        """The cloud's database as configured: `database_url`, else sqlite:///<db_path>."""
+        """The cloud's database as configured: `database_url`, else sqlite:///<db_path>;
+        with the Redis hot cache when `redis_url` is set."""
         secret = cfg.database_app_password
         return cls.open(cfg.control_database_url, app_role=cfg.database_app_role,
-                        app_password=secret.get_secret_value() if secret else None)
+                        app_password=secret.get_secret_value() if secret else None,
+                        cache=HotCache(cfg.redis_url))
 
     def close(self) -> None:
-        if self._reads is not None:
-            self._reads.close()
+        self.cache.close()
         self.db.close()
 
     def _read(self, tenant_id: str | None = None,
               ) -> contextlib.AbstractContextManager[Transaction]:
-        """A read-only transaction: a WAL snapshot on SQLite, else the tenant/fleet scope."""
-        if self._reads is not None:
-            return self._reads.scope(tenant_id)
-        return self.db.tenant(tenant_id) if tenant_id is not None else self.db.fleet()
+        """A read-only transaction that never waits for a writer (the control plane reads
+        edge state while it holds its own write transaction on the same SQLite file)."""
+        if tenant_id is not None:
+            return self.db.tenant(tenant_id, readonly=True)
+        return self.db.fleet(readonly=True)
 
     def ingest_event(self, event: EventEnvelope, now: datetime) -> IngestOutcome:
         """Store an event once and apply it to its order; 'duplicate' if it was already here."""
@@ -287,7 +250,9 @@ class CloudDb:
                  "seen": _iso(now) if status.online else None},
             )
 
-    def record_health(self, health: Health, now: datetime) -> None:
+    def record_health(self, health: Health, now: datetime) -> bool:
+        """The device's latest report, and the report appended to its history, in one
+        transaction; False if the history holds this report already (a resend)."""
         with self.db.tenant(health.tenant_id) as tx:
             tx.execute(
                 "INSERT INTO devices(tenant_id, device_id, online, last_seen, last_health) "
@@ -297,6 +262,29 @@ class CloudDb:
                 {"device_id": health.device_id, "now": _iso(now),
                  "health": health.model_dump_json()},
             )
+            return append_health(tx, health, now)
+
+    def health_history(self, tenant_id: str, device_id: str, since: datetime | None = None,
+                       limit: int = DEFAULT_LIMIT) -> DeviceHealthHistory | None:
+        """The device's health reports, newest first; None if the tenant has no such device
+        (neither enrolled nor heard from), so another tenant's device id stays unseen."""
+        with self._read(tenant_id) as tx:
+            if not device_known(tx, device_id):
+                return None
+            reports = read_history(tx, device_id, since, limit)
+        return DeviceHealthHistory(tenant_id=tenant_id, device_id=device_id, since=since,
+                                   limit=limit, reports=reports)
+
+    def prune_health(self, before: datetime) -> dict[str, int]:
+        """Delete health reports older than `before`, one tenant scope at a time; the
+        number deleted per tenant that had any."""
+        with self._read() as tx:
+            tenant_ids = tenants_with_history_before(tx, before)
+        deleted: dict[str, int] = {}
+        for tenant_id in tenant_ids:
+            with self.db.tenant(tenant_id) as tx:
+                deleted[tenant_id] = prune_tenant(tx, before)
+        return deleted
 
     def devices(self, tenant_id: str | None = None) -> list[DeviceRecord]:
         where = "WHERE tenant_id = :tenant_id " if tenant_id is not None else ""
@@ -332,20 +320,34 @@ class CloudDb:
     # Desired state, reported state and commands (edge-state surface).
 
     def add_desired(self, tenant_id: str, device_id: str,
-                    build: Callable[[int], DesiredState], now: datetime) -> DesiredState:
-        """Store the device's next desired version (`build` gets the number) atomically."""
+                    build: Callable[[int, Transaction], DesiredState],
+                    now: datetime) -> DesiredState:
+        """Store the device's next desired version atomically: `build` gets the number and
+        the transaction, so what it reads (the tenant's policy) is read under the lock,
+        then drop the device's hot-cache entry: every path that changes desired state
+        (raw PUT, promotion, flag, routing, breaker) comes through here.
+
+        Concurrent callers for one device serialise on a per-device lock (`serialize_on`:
+        an advisory lock on PostgreSQL, where READ COMMITTED would let two read the same
+        MAX and one fail on the unique key; SQLite's BEGIN IMMEDIATE already does it), so
+        each gets the next number and none fails. A lock rather than a retry: `build` runs
+        once and the versions come out in the order the callers got the lock. The cache
+        entry is dropped after COMMIT, so a read that misses loads the new version.
+        """
         with self.db.tenant(tenant_id) as tx:
+            tx.serialize_on(f"desired:{tenant_id}:{device_id}")
             row = tx.fetch_one(
                 "SELECT COALESCE(MAX(version), 0) + 1 AS next FROM desired_states "
                 "WHERE tenant_id = :tenant_id AND device_id = :device_id",
                 {"device_id": device_id})
             version = int(row["next"]) if row else 1
-            desired = build(version)
+            desired = build(version, tx)
             tx.execute(
                 "INSERT INTO desired_states(tenant_id, device_id, version, body, created_at, "
                 "published_at) VALUES (:tenant_id, :device_id, :version, :body, :now, NULL)",
                 {"device_id": device_id, "version": version, "body": desired.model_dump_json(),
                  "now": _iso(now)})
+        self.cache.forget_desired(tenant_id, device_id)
         return desired
 
     def desired_state(self, tenant_id: str, device_id: str) -> DesiredState | None:

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from cloud.control.db import CloudDb
+from cloud.control.tenants import current_policy
 from sync.contracts.messages import DesiredState
 from sync.mqtt_link import MqttError, MqttLink
 from sync.structured_log import fields, log_context
@@ -28,13 +29,24 @@ log = logging.getLogger(__name__)
 
 
 class DesiredRequest(BaseModel):
-    """Body of PUT .../desired: the device's next desired state (the cloud picks the version)."""
+    """Body of PUT .../desired: the device's next desired state (the cloud picks the version).
+
+    `policy` is refused rather than ignored: it comes from the tenant's row (PATCH the
+    tenant), and silently dropping it would mislead the operator who sent it.
+    """
 
     blueprint_overlay: dict[str, Any] | None = None
     menu: dict[str, Any] | None = None
     flags: dict[str, bool] = Field(default_factory=dict)
     routing: dict[str, Any] = Field(default_factory=dict)
     firmware_target: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_policy(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "policy" in data:
+            raise ValueError("policy is the tenant's: change it with PATCH /api/v1/tenants/{id}")
+        return data
 
 
 class DesiredVersion(BaseModel):
@@ -50,10 +62,17 @@ class DesiredVersion(BaseModel):
 
 def set_desired(db: CloudDb, tenant_id: str, device_id: str, request: DesiredRequest,
                 now: datetime) -> DesiredState:
-    """Store the device's next desired version; `Downlink` publishes it."""
-    desired = db.add_desired(tenant_id, device_id, lambda version: DesiredState(
+    """Store the device's next desired version; `Downlink` publishes it.
+
+    Every version carries the tenant's policy as stored when it is written, whichever path
+    wrote it (rollout, flag, routing, breaker, raw PUT, tenant PATCH): the box enforces
+    calls_per_min and retention from the newest document alone. The policy is read inside
+    `add_desired`'s transaction, under the device's lock, so a version written while a
+    tenant PATCH publishes can never end up newest with the old policy.
+    """
+    desired = db.add_desired(tenant_id, device_id, lambda version, tx: DesiredState(
         tenant_id=tenant_id, device_id=device_id, version=version, issued_at=now,
-        **request.model_dump()), now)
+        policy=current_policy(tx), **request.model_dump()), now)
     log.info("desired state set", extra=fields(tenant_id=tenant_id, device_id=device_id,
                                                version=desired.version))
     return desired

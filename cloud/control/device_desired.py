@@ -2,11 +2,12 @@
 
 The live rollout version of the device's stage gives overlay and menu (a device without
 one keeps the overlay and menu of its current desired state), the resolved flags and the
-tenant's routing policy complete it; `firmware_target` carries over. Each change that
-affects devices (promotion, rollback, flag, routing, stage label) plans the devices in its
-own transaction (`plan_devices`), then `publish` writes the next versions through
-`desired_state.set_desired` (the downlink publishes them retained) and remembers which
-rollout version each carried, so the rollout status can say which devices applied it.
+tenant's routing policy complete it; `firmware_target` carries over and `set_desired` adds
+the tenant's policy (quotas and retention the box enforces). Each change that affects
+devices (promotion, rollback, flag, routing, stage label, tenant policy) plans the
+devices in its own transaction (`plan_devices`), then `publish` writes the next versions
+through `desired_state.set_desired` (the downlink publishes them retained) and remembers
+which rollout version each carried, so the rollout status can say which devices applied it.
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def publish(db: Database, cloud_db: CloudDb, ctx: ChangeContext, tenant_id: str,
             record(tx, ctx, "desired.publish", f"devices/{plan.device_id}/desired", None,
                    {"version": desired.version, "reason": reason,
                     "rollout_version": plan.rollout_version, "flags": desired.flags,
-                    "routing": desired.routing})
+                    "routing": desired.routing,
+                    "policy": desired.policy.model_dump() if desired.policy else None})
             log.info("desired state composed", extra=fields(
                 tenant_id=tenant_id, device_id=plan.device_id, version=desired.version,
                 reason=reason))

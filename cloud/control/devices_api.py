@@ -1,11 +1,16 @@
-"""HTTP routes for device enrolment and revocation (`/api/v1/tenants/{tenant_id}/devices`)."""
+"""HTTP routes for device enrolment, revocation and health history (`/api/v1/tenants/{tenant_id}/devices`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
 
+from fastapi import APIRouter, Query, Response, status
+from pydantic import AwareDatetime
+
+from cloud.control.api_errors import ApiError
 from cloud.control.auth import ERROR_RESPONSES, ChangeDep, PrincipalDep, require_tenant
 from cloud.control.control_state import ControlDep, NowDep
+from cloud.control.dependencies import DbDep
 from cloud.control.devices_registry import (
     EnrolledDevice,
     Enrolment,
@@ -17,7 +22,9 @@ from cloud.control.devices_registry import (
     tenant_crl,
     tenant_devices,
 )
+from cloud.control.health_history import DEFAULT_LIMIT, MAX_LIMIT, DeviceHealthHistory
 from cloud.control.tenants import existing_tenant
+from sync.contracts.errors import Correlation, ErrorEnvelope
 from sync.structured_log import log_context
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant_id}", tags=["devices"], responses=ERROR_RESPONSES)
@@ -47,6 +54,24 @@ def get(control: ControlDep, principal: PrincipalDep, tenant_id: str,
     require_tenant(principal, tenant_id, "read")
     with existing_tenant(control.db, tenant_id) as tx:
         return get_device(tx, device_id)
+
+
+@router.get("/devices/{device_id}/health")
+def health_history(db: DbDep, principal: PrincipalDep, tenant_id: str, device_id: str,
+                   since: Annotated[AwareDatetime | None, Query(
+                       description="only reports at or after this time (with a UTC offset)")
+                   ] = None,
+                   limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+                   ) -> DeviceHealthHistory:
+    """The device's health reports, newest first, kept for `health_history_days`."""
+    require_tenant(principal, tenant_id, "read")
+    history = db.health_history(tenant_id, device_id, since, limit)
+    if history is None:
+        raise ApiError(404, ErrorEnvelope(
+            code="device.not_found", category="validation",
+            message="this tenant has no device with this id",
+            correlation=Correlation(tenant_id=tenant_id, device_id=device_id)))
+    return history
 
 
 @router.post("/devices/{device_id}/revoke")

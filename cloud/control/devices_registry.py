@@ -16,8 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.control.audit import ChangeContext, record
 from cloud.control.control_errors import ControlError
-from cloud.control.device_crl import certificate_facts, tenant_crl_pem
-from cloud.control.tenant_ca import EnrollmentRefused, TenantCaStore
+from cloud.control.tenant_ca import (
+    EnrollmentRefused,
+    TenantCaStore,
+    certificate_facts,
+    tenant_crl_pem,
+)
 from cloud.control.tenants import TENANT_ID_PATTERN, read_tenant
 from cloud.db import Transaction, UniqueViolation
 

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from cloud.config import CloudConfig
 from cloud.control.db import CloudDb
 from cloud.control.desired_state import Downlink
+from cloud.control.health_history import PruneSchedule
 from cloud.control.reconcile import reconcile_device
 from sync.contracts.errors import Correlation, ErrorEnvelope
 from sync.contracts.events import EventEnvelope
@@ -130,6 +131,7 @@ class Ingest:
                  clock: Callable[[], datetime] = _utcnow, *, share_group: str | None = None,
                  on_events: Callable[[list[EventEnvelope], datetime], object] | None = None,
                  on_health: Callable[[Health, datetime], object] | None = None,
+                 health_history_days: int = 14,
                  ) -> None:
         self._db = db
         # Called with every accepted event of a batch after its commit and before its acks
@@ -137,6 +139,7 @@ class Ingest:
         # resend brings the batch back; both sides store by event id, so that is safe.
         self._on_events = on_events
         self._on_health = on_health  # after the report is stored (usage and cost caps)
+        self._health_prune = PruneSchedule(keep=timedelta(days=health_history_days))
         self._link = link
         self._clock = clock
         self._inbox: queue.Queue[tuple[str, bytes, Delivery] | None] = queue.Queue()
@@ -282,9 +285,26 @@ class Ingest:
     def _handle_health(self, tenant_id: str, device_id: str, payload: bytes) -> None:
         health = self._parse(Health, payload, tenant_id, device_id)
         if health is not None:
-            self._db.record_health(health, self._clock())
+            now = self._clock()
+            self._db.record_health(health, now)  # latest state and history, one transaction
             if self._on_health is not None:
                 self._on_health(health, self._clock())
+            self._prune_health_history(now)
+
+    def _prune_health_history(self, now: datetime) -> None:
+        """Drop health reports past retention, at most hourly; a failure waits an hour
+        rather than failing the batch (its reports are stored already)."""
+        before = self._health_prune.due(now)
+        if before is None:
+            return
+        try:
+            deleted = self._db.prune_health(before)
+        except Exception:
+            log.exception("health history prune failed", extra=fields(before=before.isoformat()))
+            return
+        for tenant_id, count in deleted.items():
+            log.info("health history pruned", extra=fields(
+                tenant_id=tenant_id, deleted=count, before=before.isoformat()))
 
     def _handle_reported(self, tenant_id: str, device_id: str, payload: bytes) -> None:
         """Record what the device has in force, then reconcile its days against ours."""

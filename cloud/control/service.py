@@ -30,7 +30,8 @@ def run_cloud(cfg: CloudConfig) -> None:
     control = ControlPlane.open(cfg)
     ingest = Ingest(db, ingest_link(cfg), share_group=cfg.ingest_share_group,
                     on_events=lambda events, now: record_order_events(control.db, events, now),
-                    on_health=lambda health, now: on_health(control.db, db, health, now))
+                    on_health=lambda health, now: on_health(control.db, db, health, now),
+                    health_history_days=cfg.health_history_days)
     ingest.start()
     # uvicorn re-raises the stop signal after its shutdown; a no-op handler absorbs it so
     # ingest still stops cleanly and the process exits 0.

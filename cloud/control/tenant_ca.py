@@ -6,7 +6,10 @@ the path of the device's subtree below `vx/v1/t/`, so the broker's pattern ACL
 `vx/v1/t/%u/#` (with use_identity_as_username) confines the device to exactly its own
 topics. The CA signs only the identity it enrolls: a CSR asking for any other CN is
 refused. Keys live in files under a configured directory, readable by the owner only.
-See docs/sync-security.md.
+The registry's facts about an issued certificate and the tenant's revocation list (CRL)
+are made here too, so nothing else parses or signs X.509. The broker loads the CRL
+(Mosquitto `crlfile`; several tenants' CRLs may be concatenated in one PEM file), so a
+revoked device is refused at the next TLS handshake. See docs/sync-security.md.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -215,6 +218,38 @@ class TenantCa:
         subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.tenant_id),
                              x509.NameAttribute(NameOID.COMMON_NAME, expected)])
         return _pem_cert(self.ca.issue(key, subject, now, valid_days=valid_days, client=True))
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    """What the device registry keeps of an issued certificate (it never parses X.509)."""
+
+    serial_hex: str
+    fingerprint_sha256: str
+    not_after: datetime
+
+
+def certificate_facts(cert_pem: bytes) -> CertificateFacts:
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return CertificateFacts(
+        serial_hex=format(cert.serial_number, "x"),
+        fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+def tenant_crl_pem(ca: TenantCa, revoked: Iterable[tuple[str, datetime]], now: datetime,
+                   valid_for: timedelta = timedelta(days=7)) -> bytes:
+    """A CRL signed by the tenant CA listing every (serial hex, revoked at) given."""
+    builder = (x509.CertificateRevocationListBuilder()
+               .issuer_name(ca.ca.cert.subject)
+               .last_update(now).next_update(now + valid_for))
+    for serial_hex, at in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(int(serial_hex, 16))
+            .revocation_date(at).build())
+    crl = builder.sign(ca.ca.key, hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.PEM)
 
 
 class TenantCaStore:

@@ -16,13 +16,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cloud.config import ALL_REGIONS, Region
 from cloud.control.audit import ChangeContext, record
 from cloud.control.control_errors import ControlError
 from cloud.db import Database, Transaction, UniqueViolation, json_value
+from sync.contracts.messages import TenantPolicy
 from sync.ids import new_id
 
 Tier = Literal["starter", "standard", "enterprise"]
-Region = Literal["eu", "uk", "us", "ap"]
 TENANT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # also a broker username and topic level
 _TENANT_ID_RE = re.compile(TENANT_ID_PATTERN)
 
@@ -122,8 +123,15 @@ def check_tenant_id(tenant_id: str) -> str:
     return tenant_id
 
 
-def create_tenant(db: Database, ctx: ChangeContext, body: TenantCreate) -> Tenant:
-    """Insert the tenant and its audit entry in one transaction; 409 if the id is taken."""
+def create_tenant(db: Database, ctx: ChangeContext, body: TenantCreate,
+                  regions: tuple[Region, ...] = ALL_REGIONS) -> Tenant:
+    """Insert the tenant and its audit entry in one transaction; 409 if the id is taken,
+    422 if its region is not one this deployment serves (its data would live elsewhere)."""
+    if body.region not in regions:
+        raise ControlError("invalid", "tenant.region_not_served",
+                           f"region {body.region!r} is not served by this deployment (it "
+                           f"serves {', '.join(regions)}); create the tenant in the "
+                           f"{body.region} deployment")
     tenant = Tenant(tenant_id=body.tenant_id or new_id("ten"), name=body.name, tier=body.tier,
                     region=body.region, quotas=body.quotas, retention=body.retention,
                     created_at=ctx.now, updated_at=ctx.now)
@@ -175,26 +183,52 @@ def list_tenants(db: Database, limit: int = 500) -> list[Tenant]:
     return [_tenant(r) for r in rows]
 
 
-def update_tenant(db: Database, ctx: ChangeContext, tenant_id: str, patch: TenantPatch) -> Tenant:
-    """Apply `patch` and audit before/after in one transaction; unchanged fields stay."""
-    with db.tenant(check_tenant_id(tenant_id)) as tx:
-        before = read_tenant(tx)
-        if before is None:
-            raise ControlError("not_found", "tenant.not_found", "no such tenant")
-        quotas = before.quotas.model_copy(
-            update=patch.quotas.model_dump(exclude_none=True) if patch.quotas else {})
-        retention = before.retention.model_copy(
-            update=patch.retention.model_dump(exclude_none=True) if patch.retention else {})
-        after = before.model_copy(update={
-            "name": patch.name or before.name, "tier": patch.tier or before.tier,
-            "quotas": Quotas.model_validate(quotas.model_dump()),
-            "retention": Retention.model_validate(retention.model_dump()),
-            "updated_at": ctx.now})
-        tx.execute(
-            "UPDATE tenants SET name = :name, tier = :tier, quotas = :quotas, "
-            "retention = :retention, updated_at = :now WHERE tenant_id = :tenant_id",
-            {"name": after.name, "tier": after.tier, "quotas": after.quotas.model_dump(),
-             "retention": after.retention.model_dump(), "now": ctx.now})
-        record(tx, ctx, "tenant.update", f"tenants/{tenant_id}", _snapshot(before),
-               _snapshot(after))
-    return after
+class TenantChange(BaseModel):
+    """A tenant as it was and as a PATCH left it."""
+
+    before: Tenant
+    after: Tenant
+
+    @property
+    def policy_changed(self) -> bool:
+        """True when the boxes must hear of it: the policy in their desired state differs."""
+        return tenant_policy(self.before) != tenant_policy(self.after)
+
+
+def tenant_policy(tenant: Tenant) -> TenantPolicy:
+    """The quotas and retention only the box can enforce (calls and transcripts live
+    there), as every desired-state document carries them."""
+    return TenantPolicy(calls_per_min=tenant.quotas.calls_per_min,
+                        transcripts_days=tenant.retention.transcripts_days,
+                        recordings_days=tenant.retention.recordings_days)
+
+
+def current_policy(tx: Transaction) -> TenantPolicy | None:
+    """The policy of the transaction's tenant as stored now; None if there is no such row."""
+    tenant = read_tenant(tx)
+    return tenant_policy(tenant) if tenant else None
+
+
+def change_tenant(tx: Transaction, ctx: ChangeContext, patch: TenantPatch) -> TenantChange:
+    """Apply `patch` to the transaction's tenant and audit before/after; unchanged fields
+    stay. In the caller's transaction, so it can plan the desired states that follow."""
+    before = read_tenant(tx)
+    if before is None:
+        raise ControlError("not_found", "tenant.not_found", "no such tenant")
+    quotas = before.quotas.model_copy(
+        update=patch.quotas.model_dump(exclude_none=True) if patch.quotas else {})
+    retention = before.retention.model_copy(
+        update=patch.retention.model_dump(exclude_none=True) if patch.retention else {})
+    after = before.model_copy(update={
+        "name": patch.name or before.name, "tier": patch.tier or before.tier,
+        "quotas": Quotas.model_validate(quotas.model_dump()),
+        "retention": Retention.model_validate(retention.model_dump()),
+        "updated_at": ctx.now})
+    tx.execute(
+        "UPDATE tenants SET name = :name, tier = :tier, quotas = :quotas, "
+        "retention = :retention, updated_at = :now WHERE tenant_id = :tenant_id",
+        {"name": after.name, "tier": after.tier, "quotas": after.quotas.model_dump(),
+         "retention": after.retention.model_dump(), "now": ctx.now})
+    record(tx, ctx, "tenant.update", f"tenants/{before.tenant_id}", _snapshot(before),
+           _snapshot(after))
+    return TenantChange(before=before, after=after)

@@ -9,15 +9,17 @@ from fastapi import APIRouter, Query, status
 from cloud.control.audit import AuditEntry, tenant_entries
 from cloud.control.auth import ERROR_RESPONSES, ChangeDep, PrincipalDep, require_ops, require_tenant
 from cloud.control.control_state import ControlDep
+from cloud.control.dependencies import DbDep
+from cloud.control.device_desired import plan_devices, publish, tenant_devices_to_publish
 from cloud.control.tenants import (
     Tenant,
     TenantCreate,
     TenantPatch,
+    change_tenant,
     create_tenant,
     existing_tenant,
     get_tenant,
     list_tenants,
-    update_tenant,
 )
 from sync.structured_log import log_context
 
@@ -27,10 +29,10 @@ router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"], responses=ERROR_R
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create(control: ControlDep, principal: PrincipalDep, ctx: ChangeDep,
            body: TenantCreate) -> Tenant:
-    """Create a tenant (ops only)."""
+    """Create a tenant (ops only) in a region this deployment serves."""
     require_ops(principal)
     with log_context(request_id=ctx.request_id):
-        return create_tenant(control.db, ctx, body)
+        return create_tenant(control.db, ctx, body, control.regions)
 
 
 @router.get("")
@@ -48,13 +50,20 @@ def get(control: ControlDep, principal: PrincipalDep, tenant_id: str) -> Tenant:
 
 
 @router.patch("/{tenant_id}")
-def patch(control: ControlDep, principal: PrincipalDep, ctx: ChangeDep, tenant_id: str,
-          body: TenantPatch) -> Tenant:
-    """Change name, tier, quotas or retention (ops only; the region is fixed)."""
+def patch(control: ControlDep, cloud_db: DbDep, principal: PrincipalDep, ctx: ChangeDep,
+          tenant_id: str, body: TenantPatch) -> Tenant:
+    """Change name, tier, quotas or retention (ops only; the region is fixed). A change of
+    the policy the boxes enforce (calls_per_min, transcript or recording retention)
+    publishes a new desired version to every device of the tenant."""
     require_tenant(principal, tenant_id, "read")
     require_ops(principal)
     with log_context(tenant_id=tenant_id, request_id=ctx.request_id):
-        return update_tenant(control.db, ctx, tenant_id, body)
+        with existing_tenant(control.db, tenant_id) as tx:
+            change = change_tenant(tx, ctx, body)
+            plans = (plan_devices(tx, cloud_db, tenant_devices_to_publish(tx, cloud_db))
+                     if change.policy_changed else [])
+        publish(control.db, cloud_db, ctx, tenant_id, plans, "tenant policy")
+    return change.after
 
 
 @router.get("/{tenant_id}/audit")

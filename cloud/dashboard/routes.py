@@ -50,6 +50,7 @@ from cloud.dashboard.fleet_page import (
     start_of_day,
     summarize,
 )
+from cloud.dashboard.health_page import WINDOW, health_day
 from cloud.dashboard.rollout_page import render_rollouts
 from cloud.integration.action_store import ActionNotFound, list_actions, list_breakers
 from cloud.integration.lifecycle import IllegalTransition
@@ -206,7 +207,8 @@ def _ago(now: datetime) -> Callable[[datetime | None], str]:
             **_HIDDEN)
 def device_page(request: Request, db: DbDep, control: ControlDep, signer: SignerDep,
                 now: NowDep, tenant_id: str, device_id: str) -> HTMLResponse:
-    """One device: health, alerts, recent orders, desired vs reported, commands, actions."""
+    """One device: health and its last 24 h, alerts, recent orders, desired vs reported,
+    commands, actions."""
     viewer = _ops_viewer(request, control, signer, now)
     record = next((d for d in db.devices(tenant_id) if d.device_id == device_id), None)
     if record is None:
@@ -221,7 +223,11 @@ def device_page(request: Request, db: DbDep, control: ControlDep, signer: Signer
     breakers, failed, _ = _tenant_panels(control, [tenant_id])
     order_ids = {o.order_id for o in orders}
     row = fleet_rows([record], [o for o in orders if o.created_at >= since], now, breakers)[0]
+    # A day of 30-second reports is 2880; the view folds them into one point per pixel.
+    history = db.health_history(tenant_id, device_id, since=now - WINDOW, limit=5000)
+    day = health_day(history.reports if history else [], now)
     return _page("device.html", viewer=viewer, now=now, row=row, health=record.last_health,
+                 day=day,
                  desired=desired, reported=reported[0] if reported else None, orders=orders,
                  commands=db.device_commands(tenant_id, device_id)[-20:],
                  failed=[a for a in failed if a.order_id in order_ids], ago=_ago(now),

@@ -18,14 +18,22 @@ Backend = Literal["sqlite", "postgresql"]
 
 
 class Database(Protocol):
-    """What repositories may ask of a database: scoped transactions, nothing else."""
+    """What repositories may ask of a database: scoped transactions, nothing else.
+
+    `readonly=True` asks for a read that never waits for a writer: a WAL snapshot on its
+    own connection on SQLite (a write transaction holds the file's one write lock, and
+    the control plane reads edge state while it holds one), a READ ONLY transaction on
+    PostgreSQL. A write in it fails with `DatabaseError`.
+    """
 
     @property
     def backend(self) -> Backend: ...
 
-    def tenant(self, tenant_id: str) -> contextlib.AbstractContextManager[Transaction]: ...
+    def tenant(self, tenant_id: str, *, readonly: bool = False,
+               ) -> contextlib.AbstractContextManager[Transaction]: ...
 
-    def fleet(self) -> contextlib.AbstractContextManager[Transaction]: ...
+    def fleet(self, *, readonly: bool = False,
+              ) -> contextlib.AbstractContextManager[Transaction]: ...
 
     def schema_version(self) -> int: ...
 

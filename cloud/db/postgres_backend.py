@@ -38,6 +38,9 @@ from cloud.db.transaction import Row, Scope, Transaction
 
 _ROLE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
 _MIGRATION_LOCK = 0x766F786D  # 'voxm': one advisory key for every migrating process
+_KEY_LOCKS = 0x766F786B
+"""'voxk': the class of `serialize_on` locks. Their two-int4 keys never overlap the one-bigint
+key of the migration lock; a hashtext collision only serialises two keys, never breaks one."""
 
 
 def _translate(exc: psycopg.Error) -> DatabaseError:
@@ -64,6 +67,15 @@ class _PgTransaction(Transaction):
     def __init__(self, scope: Scope, conn: psycopg.Connection[Any]) -> None:
         super().__init__(scope)
         self._conn = conn
+
+    def serialize_on(self, key: str) -> None:
+        """A transaction-scoped advisory lock: released at COMMIT/ROLLBACK, so a crashed
+        client never leaves it held; READ COMMITTED then shows the holder's rows to the next."""
+        try:
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                               (_KEY_LOCKS, key))
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
 
     def _adapt(self, value: object) -> object:
         if isinstance(value, dict | list | tuple):
@@ -146,10 +158,12 @@ class PostgresDatabase:
         self._pool.close()
 
     @contextlib.contextmanager
-    def _scoped(self, scope: Scope) -> Iterator[Transaction]:
+    def _scoped(self, scope: Scope, readonly: bool) -> Iterator[Transaction]:
         with self._pool.connection() as conn:
             try:
                 with conn.transaction():
+                    if readonly:  # before any query, as PostgreSQL requires
+                        conn.execute("SET TRANSACTION READ ONLY")
                     if scope.kind == "tenant":
                         conn.execute("SELECT set_config('app.tenant_id', %s, true)",
                                      (scope.tenant_id,))
@@ -160,13 +174,16 @@ class PostgresDatabase:
             except psycopg.Error as exc:  # at BEGIN/COMMIT (a statement's errors are typed)
                 raise _translate(exc) from exc
 
-    def tenant(self, tenant_id: str) -> contextlib.AbstractContextManager[Transaction]:
-        """A transaction that sees and changes only `tenant_id`'s rows (RLS enforces it)."""
-        return self._scoped(Scope("tenant", tenant_id))
+    def tenant(self, tenant_id: str, *, readonly: bool = False,
+               ) -> contextlib.AbstractContextManager[Transaction]:
+        """A transaction that sees (and unless `readonly` changes) only `tenant_id`'s rows
+        (RLS enforces it)."""
+        return self._scoped(Scope("tenant", tenant_id), readonly)
 
-    def fleet(self) -> contextlib.AbstractContextManager[Transaction]:
+    def fleet(self, *, readonly: bool = False,
+              ) -> contextlib.AbstractContextManager[Transaction]:
         """A cross-tenant transaction (dashboard, ingest, auth, ops); never the default."""
-        return self._scoped(Scope("fleet"))
+        return self._scoped(Scope("fleet"), readonly)
 
     def _owner(self) -> psycopg.Connection[Row]:
         try:

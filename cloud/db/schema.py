@@ -441,3 +441,197 @@ MIGRATIONS = (
         ),
     ),
 )
+
+
+def _device_health() -> tuple[str, ...]:
+    """Health history (migration 6): every report a box sent, once per (device, `at`), so
+    ops can see flapping, a filling outbox or a shrinking disk over the day. The figures
+    charts read are columns; the report itself (without its usage list, which the usage
+    tables keep) is the body. Timestamps are ISO-8601 UTC text, as in migration 5."""
+    return (
+        """CREATE TABLE device_health (
+            tenant_id TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            outbox_depth INTEGER NOT NULL,
+            disk_free_bytes BIGINT,
+            printer TEXT NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, device_id, at)
+        )""",
+        "CREATE INDEX device_health_tenant_at ON device_health(tenant_id, at)",
+    )
+
+
+TENANT_TABLES = (*TENANT_TABLES, "device_health")
+
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        6, "device health history: every health report, pruned after health_history_days",
+        sqlite=_device_health(),
+        # No UPDATE: a report is stored once; DELETE only for the retention prune.
+        postgresql=(*_device_health(), *_rls("device_health", "SELECT, INSERT, DELETE")),
+    ),
+)
+
+
+_ACTION_KINDS_V7 = "'pos_write', 'pos_cancel', 'webhook'"
+
+
+def _pos_cancel_kind_sqlite() -> tuple[str, ...]:
+    """SQLite cannot alter a CHECK: rebuild integration_actions (create, copy, drop,
+    rename). Foreign keys stay on inside the migration's transaction, so the action events
+    (whose rows reference the actions) step aside into a temporary copy while the old table
+    is dropped and come back, checked, once the new one has its name."""
+    states = ("'pending', 'in_flight', 'succeeded', 'retry_scheduled', 'dead_lettered', "
+              "'cancelled', 'superseded'")
+    columns = ("action_id, tenant_id, order_id, kind, integration_id, idem_key, state, "
+               "attempts, max_attempts, next_attempt_at, lease_until, claim_token, payload, "
+               "result, last_error, version, created_at, updated_at")
+    return (
+        f"""CREATE TABLE integration_actions_v7 (
+            action_id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            order_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ({_ACTION_KINDS_V7})),
+            integration_id TEXT NOT NULL,
+            idem_key TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ({states})),
+            attempts INTEGER NOT NULL,
+            max_attempts INTEGER NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            lease_until TEXT,
+            claim_token TEXT,
+            payload TEXT NOT NULL,
+            result TEXT,
+            last_error TEXT,
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (tenant_id, idem_key)
+        )""",
+        f"INSERT INTO integration_actions_v7 ({columns}) "
+        f"SELECT {columns} FROM integration_actions",
+        "CREATE TEMP TABLE integration_action_events_v7 AS "
+        "SELECT * FROM integration_action_events",
+        "DELETE FROM integration_action_events",
+        "DROP TABLE integration_actions",
+        "ALTER TABLE integration_actions_v7 RENAME TO integration_actions",
+        "INSERT INTO integration_action_events SELECT * FROM integration_action_events_v7",
+        "DROP TABLE integration_action_events_v7",
+        "CREATE INDEX integration_actions_due ON integration_actions(state, next_attempt_at)",
+        "CREATE INDEX integration_actions_lane ON integration_actions"
+        "(tenant_id, integration_id, state, next_attempt_at)",
+        "CREATE INDEX integration_actions_order ON integration_actions(tenant_id, order_id)",
+    )
+
+
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        7, "integration actions: the pos_cancel kind (cancel an order already on the POS)",
+        sqlite=_pos_cancel_kind_sqlite(),
+        postgresql=(
+            "ALTER TABLE integration_actions DROP CONSTRAINT integration_actions_kind_check",
+            "ALTER TABLE integration_actions ADD CONSTRAINT integration_actions_kind_check "
+            f"CHECK (kind IN ({_ACTION_KINDS_V7}))",
+        ),
+    ),
+)
+
+
+RETENTION_FLOOR_DAYS = 32
+"""Retention never deletes box events or action history younger than this, whatever a
+tenant's retention says: a box reports day figures for up to 31 UTC days (its
+`report_days` maximum) and may be asked to resync any of them, and idempotent ingest and
+planning need the event ids of those days to recognise what comes again. Migration 8 holds
+the number in the database function too; changing it takes a new migration."""
+
+_RETENTION_TABLES = ("events", "integration_order_events", "integration_actions",
+                     "integration_action_events")
+_TERMINAL_STATES = "'succeeded', 'dead_lettered', 'cancelled', 'superseded'"
+_OPEN_STATES = "'pending', 'in_flight', 'retry_scheduled'"
+
+
+def _retention_prune_function() -> str:
+    """`voxeron_retention_prune`: the app role's only way to delete from the append-only
+    tables it has no DELETE grant on. It runs as the schema owner (SECURITY DEFINER) but
+    only for the tenant of the calling transaction, never younger than the floor (checked
+    against the database clock), never an open action or the order events an open action
+    may be replayed from, and never the audit log. At most `p_batch` rows per kind a call."""
+    return f"""CREATE FUNCTION voxeron_retention_prune(
+            p_tenant TEXT, p_events_before TIMESTAMPTZ, p_actions_before TIMESTAMPTZ,
+            p_batch INTEGER)
+        RETURNS TABLE (deleted_events BIGINT, deleted_order_events BIGINT,
+                       deleted_actions BIGINT, deleted_action_events BIGINT)
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+        DECLARE
+            floor_at CONSTANT TIMESTAMPTZ := now() - make_interval(days => {RETENTION_FLOOR_DAYS});
+            ev_cut TIMESTAMPTZ := LEAST(p_events_before, floor_at);
+            ac_cut TIMESTAMPTZ := LEAST(p_actions_before, floor_at);
+            ev_text TEXT := to_char(ev_cut AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"+00:00"');
+            doomed TEXT[];
+        BEGIN
+            IF p_tenant IS NULL OR p_tenant IS DISTINCT FROM current_setting('app.tenant_id', true)
+            THEN
+                RAISE EXCEPTION 'retention prunes only the tenant of the calling transaction'
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            IF p_batch IS NULL OR p_batch < 1 OR ev_cut IS NULL OR ac_cut IS NULL THEN
+                RAISE EXCEPTION 'retention needs two cut-off times and a batch size >= 1'
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            DELETE FROM events WHERE event_id IN (
+                SELECT e.event_id FROM events e WHERE e.tenant_id = p_tenant
+                AND e.received_at < ev_text LIMIT p_batch);
+            GET DIAGNOSTICS deleted_events = ROW_COUNT;
+            DELETE FROM integration_order_events WHERE event_id IN (
+                SELECT o.event_id FROM integration_order_events o WHERE o.tenant_id = p_tenant
+                AND o.recorded_at < ev_cut AND NOT EXISTS (
+                    SELECT 1 FROM integration_actions a WHERE a.tenant_id = p_tenant
+                    AND a.order_id IN (o.order_id, o.replacement_order_id)
+                    AND a.state IN ({_OPEN_STATES}))
+                LIMIT p_batch);
+            GET DIAGNOSTICS deleted_order_events = ROW_COUNT;
+            SELECT COALESCE(array_agg(d.action_id), '{{}}') INTO doomed FROM (
+                SELECT a.action_id FROM integration_actions a WHERE a.tenant_id = p_tenant
+                AND a.state IN ({_TERMINAL_STATES}) AND a.updated_at < ac_cut
+                ORDER BY a.updated_at LIMIT p_batch FOR UPDATE) d;
+            DELETE FROM integration_action_events
+                WHERE tenant_id = p_tenant AND action_id = ANY(doomed);
+            GET DIAGNOSTICS deleted_action_events = ROW_COUNT;
+            DELETE FROM integration_actions WHERE tenant_id = p_tenant AND action_id = ANY(doomed);
+            GET DIAGNOSTICS deleted_actions = ROW_COUNT;
+            RETURN NEXT;
+        END $$"""
+
+
+_RETENTION_INDEXES = (
+    "CREATE INDEX events_tenant_received ON events(tenant_id, received_at)",
+    "CREATE INDEX integration_order_events_recorded ON integration_order_events"
+    "(tenant_id, recorded_at)",
+)
+
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        8, "retention: indexes by age, and the narrowly granted prune function (PostgreSQL)",
+        # SQLite has no roles: the single-node app deletes directly (cloud.control.retention)
+        # under the same rules; its only append-only guard, audit_log's triggers, stays.
+        sqlite=_RETENTION_INDEXES,
+        postgresql=(
+            *_RETENTION_INDEXES,
+            _retention_prune_function(),
+            "REVOKE ALL ON FUNCTION voxeron_retention_prune(TEXT, TIMESTAMPTZ, TIMESTAMPTZ, "
+            "INTEGER) FROM PUBLIC",
+            "GRANT EXECUTE ON FUNCTION voxeron_retention_prune(TEXT, TIMESTAMPTZ, TIMESTAMPTZ, "
+            "INTEGER) TO {app}",
+            # FORCE RLS binds the owner too: without these a non-superuser owner's function
+            # would see, and so delete, nothing. The owner could lift FORCE anyway.
+            *(f"CREATE POLICY {t}_retention ON {t} TO CURRENT_USER USING (true)"
+              for t in _RETENTION_TABLES),
+        ),
+    ),
+)

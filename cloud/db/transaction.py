@@ -92,6 +92,15 @@ class Transaction(ABC):
         return {k: self._adapt(v) for k, v in bound.items()}
 
     @abstractmethod
+    def serialize_on(self, key: str) -> None:
+        """Hold a lock on `key` until this transaction ends, so transactions naming the same
+        key run one after another (e.g. read MAX(version), then insert version + 1).
+
+        SQLite needs nothing: every write transaction already holds the file's one write
+        lock from BEGIN IMMEDIATE. PostgreSQL takes a transaction-scoped advisory lock.
+        """
+
+    @abstractmethod
     def _adapt(self, value: object) -> object:
         """A parameter value as this backend's driver wants it (datetimes, JSON)."""
 

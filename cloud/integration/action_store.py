@@ -8,11 +8,13 @@ it since it was read (`version` is the optimistic lock).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from cloud.db import Row, Transaction, json_value
 from cloud.integration.breaker import Breaker
 from cloud.integration.pos_square import SquareConfig
+from cloud.integration.secret_box import SecretBox
 from cloud.integration.webhooks import WebhookConfig
 from sync.contracts.actions import Action, ActionEvent
 from sync.contracts.errors import ErrorEnvelope
@@ -168,28 +170,61 @@ def list_breakers(tx: Transaction) -> list[Breaker]:
     return [_breaker(r) for r in rows]
 
 
-def parse_config(kind: str, raw: dict[str, Any]) -> IntegrationConfig:
-    return SquareConfig.model_validate(raw) if kind == "square" else WebhookConfig.model_validate(raw)
+SECRET_FIELD = {"square": "access_token", "webhook": "secret"}
 
 
-def config_document(config: IntegrationConfig) -> dict[str, Any]:
-    """The config as stored: secrets in clear (the database is the secret store here)."""
+@dataclass(frozen=True)
+class StoredConfig:
+    """An integration row as stored: its document keeps the secret sealed (views, rotation)."""
+
+    kind: str
+    document: dict[str, Any]
+    enabled: bool
+
+
+def parse_config(kind: str, raw: dict[str, Any], secrets: SecretBox) -> IntegrationConfig:
+    """The stored document as a config with its secret opened (a clear legacy secret is
+    read as is); SecretUndecryptable if no configured key opens it."""
+    field = SECRET_FIELD[kind]
+    opened = {**raw, field: secrets.unseal(str(raw[field]))}
+    return (SquareConfig.model_validate(opened) if kind == "square"
+            else WebhookConfig.model_validate(opened))
+
+
+def config_document(config: IntegrationConfig, secrets: SecretBox) -> dict[str, Any]:
+    """The config as stored: its secret sealed, so a dump of the database does not leak it."""
     doc = config.model_dump(mode="json")
-    if isinstance(config, SquareConfig):
-        doc["access_token"] = config.access_token.get_secret_value()
-    else:
-        doc["secret"] = config.secret.get_secret_value()
+    secret = (config.access_token if isinstance(config, SquareConfig) else config.secret)
+    doc[SECRET_FIELD[config.kind]] = secrets.seal(secret.get_secret_value())
     return doc
 
 
-def read_config(tx: Transaction, integration_id: str) -> tuple[IntegrationConfig, bool] | None:
-    """An integration's config and whether it is enabled."""
+def read_stored(tx: Transaction, integration_id: str, *, lock: bool = False,
+                ) -> StoredConfig | None:
+    """An integration's row without opening its secret (needs no key)."""
     row = tx.fetch_one(
         "SELECT kind, config, enabled FROM integration_configs WHERE tenant_id = :tenant_id "
-        "AND integration_id = :integration_id", {"integration_id": integration_id})
+        "AND integration_id = :integration_id" + (lock_clause(tx) if lock else ""),
+        {"integration_id": integration_id})
     if row is None:
         return None
-    return parse_config(row["kind"], json_value(row["config"])), bool(row["enabled"])
+    return StoredConfig(row["kind"], json_value(row["config"]), bool(row["enabled"]))
+
+
+def read_config(tx: Transaction, integration_id: str, secrets: SecretBox,
+                ) -> tuple[IntegrationConfig, bool] | None:
+    """An integration's config, secret opened, and whether it is enabled."""
+    stored = read_stored(tx, integration_id)
+    if stored is None:
+        return None
+    return parse_config(stored.kind, stored.document, secrets), stored.enabled
+
+
+def write_document(tx: Transaction, integration_id: str, document: dict[str, Any]) -> None:
+    """Replace a stored document (rotation: the same config, resealed)."""
+    tx.execute("UPDATE integration_configs SET config = :config WHERE tenant_id = :tenant_id "
+               "AND integration_id = :integration_id",
+               {"config": document, "integration_id": integration_id})
 
 
 def enabled_configs(tx: Transaction) -> list[Row]:

@@ -7,6 +7,11 @@ tenant), then its due actions with `FOR UPDATE SKIP LOCKED`, at most `lane_cap` 
 per lane. On SQLite the BEGIN IMMEDIATE transaction is the lock. A claimed action carries
 a lease: if its worker vanishes, the next claim of that lane schedules it again, and the
 POS idempotency key makes the repeat harmless.
+
+A tenant's lanes together hold at most its `concurrent_integrations` quota in flight: the
+claim counts the tenant's in-flight actions under a per-tenant transaction lock
+(`serialize_on`), so two replicas claiming two lanes of one tenant cannot both see room
+for the last slot. A quota of 0 pauses the tenant: its actions stay pending, untouched.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cloud.db import Database
+from cloud.control.tenants import Quotas
+from cloud.db import Database, Transaction, json_value
 from cloud.integration.action_store import (
     action_from_row,
     lock_clause,
@@ -74,10 +80,23 @@ def due_lanes(db: Database, now: datetime) -> list[Lane]:
     return [Lane(r["tenant_id"], r["integration_id"]) for r in rows]
 
 
+def tenant_room(tx: Transaction) -> int:
+    """How many more actions the transaction's tenant may have in flight now, holding the
+    tenant's claim lock until the transaction ends (the count stays true until commit).
+    A tenant without a row (tests, a deleted tenant's leftovers) gets the default quota."""
+    tx.serialize_on(f"integration-claims:{tx.tenant_id}")
+    row = tx.fetch_one("SELECT quotas FROM tenants WHERE tenant_id = :tenant_id")
+    quotas = Quotas.model_validate(json_value(row["quotas"])) if row else Quotas()
+    busy = tx.fetch_one("SELECT COUNT(*) AS n FROM integration_actions "
+                        "WHERE tenant_id = :tenant_id AND state = 'in_flight'")
+    return max(0, quotas.concurrent_integrations - int(busy["n"] if busy else 0))
+
+
 def claim_lane(db: Database, lane: Lane, now: datetime, want: int, worker: str,
                policy: ClaimPolicy, rng: Rng) -> list[Claim]:
-    """Claim up to `want` due actions of `lane` (fewer if the lane is at its cap, its
-    breaker is open, or another worker is claiming it right now)."""
+    """Claim up to `want` due actions of `lane` (fewer if the lane is at its cap, the
+    tenant at its concurrent_integrations quota, its breaker is open, or another worker
+    is claiming it right now)."""
     actor = f"worker:{worker}"
     with db.tenant(lane.tenant_id) as tx:
         breaker = read_breaker(tx, lane.integration_id, lock=lock_clause(tx, skip_locked=True))
@@ -103,6 +122,8 @@ def claim_lane(db: Database, lane: Lane, now: datetime, want: int, worker: str,
         admits = breaker.admits(now, policy.breaker)
         n = min(want, policy.lane_cap - int(busy["n"] if busy else 0),
                 want if admits is None else admits)
+        if n > 0:
+            n = min(n, tenant_room(tx))
         claims: list[Claim] = []
         if n > 0:
             rows = tx.fetch_all(
@@ -148,8 +169,11 @@ def finish(db: Database, claim: Claim, outcome: Outcome, now: datetime, worker: 
         save_transition(tx, before, after, event)
         breaker = read_breaker(tx, before.integration_id, lock=lock_clause(tx))
         if breaker is not None:
-            updated = (breaker.on_failure(now, policy.breaker) if outcome.verdict == "retryable"
-                       else breaker.on_success())
+            if not outcome.reached_peer:  # decided without a request: no news of the peer
+                updated = breaker.model_copy(update={"probe_in_flight": False})
+            else:
+                updated = (breaker.on_failure(now, policy.breaker)
+                           if outcome.verdict == "retryable" else breaker.on_success())
             if updated != breaker:
                 write_breaker(tx, updated, now)
     return after

@@ -18,15 +18,31 @@ Verdict = Literal["delivered", "retryable", "permanent"]
 
 @dataclass(frozen=True)
 class Outcome:
-    """delivered (with the peer's result), retryable (try again later) or permanent."""
+    """delivered (with the peer's result), retryable (try again later) or permanent.
+
+    `reached_peer` is False when the attempt decided without asking the peer (a POS cancel
+    that waits for its write, or has nothing to cancel): such an outcome says nothing about
+    the peer's health, so it never moves the lane's circuit breaker."""
 
     verdict: Verdict
     result: dict[str, Any] | None = None
     error: ErrorEnvelope | None = None
+    reached_peer: bool = True
 
     @classmethod
     def delivered(cls, result: dict[str, Any]) -> Outcome:
         return cls("delivered", result=result)
+
+    @classmethod
+    def nothing_to_do(cls, reason: str) -> Outcome:
+        """Done without a request: the peer holds nothing this action would change."""
+        return cls("delivered", result={"noop": True, "reason": reason}, reached_peer=False)
+
+    @classmethod
+    def not_yet(cls, code: str, message: str) -> Outcome:
+        """Try again later without having asked the peer (something else must settle first)."""
+        return cls("retryable", reached_peer=False, error=ErrorEnvelope(
+            code=code, category="integration", message=message[:500], retryable=True))
 
     @classmethod
     def failed(cls, verdict: Verdict, code: str, category: ErrorCategory, message: str,

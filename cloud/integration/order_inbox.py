@@ -65,7 +65,8 @@ def _apply_steps(tx: Transaction, steps: list[Step], now: datetime, policy: Retr
 def _close_open(tx: Transaction, step: CloseOpen, now: datetime, actor: str) -> None:
     rows = tx.fetch_all(
         "SELECT * FROM integration_actions WHERE tenant_id = :tenant_id AND order_id = :order_id "
-        "AND kind = :kind AND state IN ('pending', 'retry_scheduled', 'dead_lettered')"
+        "AND kind = :kind AND ((state IN ('pending', 'retry_scheduled') AND attempts = 0) "
+        "OR state = 'dead_lettered')"
         + lock_clause(tx), {"order_id": step.order_id, "kind": step.kind})
     for row in rows:
         before = action_from_row(row)

@@ -4,7 +4,11 @@ enabled integrations, so replaying an order's events plans exactly the same acti
 Action keys are deterministic (order, kind, integration, event type), which makes
 planning idempotent: planning the same event twice names the same keys, and the
 repository keeps the first. The POS idempotency key is the action key, so even a
-replayed action can never create a second POS order.
+replayed action can never create a second POS order, nor cancel one twice.
+
+A cancelled or superseded order closes its POS writes that were never sent and plans one
+`pos_cancel` per Square integration; the cancel waits for a write that is under way
+(`pos_cancel.py`), so it never overtakes the create.
 """
 
 from __future__ import annotations
@@ -46,8 +50,10 @@ class NewAction:
 
 @dataclass(frozen=True)
 class CloseOpen:
-    """Cancel or supersede the order's still-open actions of `kind` (never sent yet, or
-    waiting for a retry): a cancelled order must not reach the POS afterwards."""
+    """Cancel or supersede the order's open actions of `kind` that were never sent (no
+    attempt yet) or are dead-lettered: those must not reach the POS afterwards. One
+    already attempted and waiting for a retry may have reached the POS (a timeout), so it
+    is left to settle, and the order's `pos_cancel` follows it."""
 
     order_id: str
     kind: ActionKind
@@ -67,10 +73,28 @@ def order_id_of(event: EventEnvelope) -> str | None:
     return None
 
 
+def pos_write_key(order_id: str, integration_id: str) -> str:
+    """The key (and Square idempotency key) of an order's write to one integration."""
+    return f"{order_id}.pos_write.{integration_id}"
+
+
+def pos_cancel_key(order_id: str, integration_id: str) -> str:
+    """The key of an order's cancel on one integration: one per order, whatever the cause."""
+    return f"{order_id}.pos_cancel.{integration_id}"
+
+
 def _pos_writes(order: Order, integrations: list[Integration]) -> list[Step]:
     return [NewAction(order.order_id, "pos_write", i.integration_id,
-                      f"{order.order_id}.pos_write.{i.integration_id}",
+                      pos_write_key(order.order_id, i.integration_id),
                       {"order": square_order_body(order, i.config["location_id"])})
+            for i in integrations if i.kind == "square"]
+
+
+def _pos_cancels(order_id: str, why: Literal["cancelled", "superseded"],
+                 integrations: list[Integration]) -> list[Step]:
+    return [NewAction(order_id, "pos_cancel", i.integration_id,
+                      pos_cancel_key(order_id, i.integration_id),
+                      {"write_key": pos_write_key(order_id, i.integration_id), "why": why})
             for i in integrations if i.kind == "square"]
 
 
@@ -94,11 +118,13 @@ def plan(event: EventEnvelope, integrations: list[Integration]) -> list[Step]:
                            integrations)]
     if isinstance(data, OrderCancelled):
         return [CloseOpen(data.order_id, "pos_write", "cancel"),
+                *_pos_cancels(data.order_id, "cancelled", integrations),
                 *_webhooks(event, data.order_id, "order.cancelled",
                            {"order_id": data.order_id, "reason": data.reason}, integrations)]
     if isinstance(data, OrderSuperseded):
         new = data.replacement
         return [CloseOpen(data.order_id, "pos_write", "supersede"),
+                *_pos_cancels(data.order_id, "superseded", integrations),
                 *_pos_writes(new, integrations),
                 *_webhooks(event, data.order_id, "order.superseded",
                            {"order_id": data.order_id,

@@ -8,7 +8,7 @@ is a lifecycle transition or a config write plus its audit entry, in one transac
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -19,12 +19,12 @@ from cloud.integration.action_store import (
     config_document,
     ensure_breaker,
     get_action,
-    read_config,
+    read_stored,
     save_transition,
 )
 from cloud.integration.lifecycle import RetryPolicy, apply
 from cloud.integration.order_inbox import order_known, replay_order
-from cloud.integration.pos_square import SquareConfig
+from cloud.integration.secret_box import SecretBox
 from sync.contracts.actions import Action
 
 Operation = Literal["retry_now", "skip", "resolve"]
@@ -73,24 +73,27 @@ class IntegrationView(BaseModel):
     target: str
 
 
-def view(integration_id: str, config: IntegrationConfig, enabled: bool) -> IntegrationView:
-    target = (f"{config.base_url} location {config.location_id}"
-              if isinstance(config, SquareConfig) else config.url)
-    return IntegrationView(integration_id=integration_id, kind=config.kind, enabled=enabled,
+def view(integration_id: str, kind: str, document: dict[str, Any],
+         enabled: bool) -> IntegrationView:
+    """The public part of a config document (stored or new); reads no secret."""
+    target = (f"{document['base_url']} location {document['location_id']}"
+              if kind == "square" else str(document["url"]))
+    return IntegrationView(integration_id=integration_id, kind=kind, enabled=enabled,
                            target=target)
 
 
 def put_integration(db: Database, tenant_id: str, integration_id: str,
                     config: IntegrationConfig, enabled: bool, ctx: ChangeContext,
-                    ) -> IntegrationView:
-    """Create or replace a tenant's integration (its breaker starts closed)."""
+                    secrets: SecretBox) -> IntegrationView:
+    """Create or replace a tenant's integration (its breaker starts closed); its secret is
+    stored sealed with `secrets`."""
     with db.tenant(tenant_id) as tx:
-        old = read_config(tx, integration_id)
-        if old is not None and old[0].kind != config.kind:
-            raise KindChange(f"integration {integration_id} is a {old[0].kind} integration; "
+        old = read_stored(tx, integration_id)
+        if old is not None and old.kind != config.kind:
+            raise KindChange(f"integration {integration_id} is a {old.kind} integration; "
                              "use a new id for a different kind")
         params = {"integration_id": integration_id, "kind": config.kind,
-                  "config": config_document(config), "enabled": int(enabled),
+                  "config": config_document(config, secrets), "enabled": int(enabled),
                   "actor": ctx.actor, "now": ctx.now}
         if old is None:
             tx.execute(
@@ -103,16 +106,18 @@ def put_integration(db: Database, tenant_id: str, integration_id: str,
                 "enabled = :enabled, updated_by = :actor, updated_at = :now "
                 "WHERE tenant_id = :tenant_id AND integration_id = :integration_id", params)
         ensure_breaker(tx, integration_id, ctx.now)
-        shown = view(integration_id, config, enabled)
+        shown = view(integration_id, config.kind, config.model_dump(mode="json"), enabled)
+        before = view(integration_id, old.kind, old.document, old.enabled) if old else None
         record(tx, ctx, "integration.put", f"integrations/{integration_id}",
-               view(integration_id, *old).model_dump() if old else None, shown.model_dump())
+               before.model_dump() if before else None, shown.model_dump())
     return shown
 
 
 def list_integrations(db: Database, tenant_id: str) -> list[IntegrationView]:
+    """The tenant's integrations; needs no key (the secrets stay sealed)."""
     with db.tenant(tenant_id) as tx:
         ids = [r["integration_id"] for r in tx.fetch_all(
             "SELECT integration_id FROM integration_configs WHERE tenant_id = :tenant_id "
             "ORDER BY integration_id")]
-        found = [(i, read_config(tx, i)) for i in ids]
-    return [view(i, *c) for i, c in found if c is not None]
+        found = [(i, read_stored(tx, i)) for i in ids]
+    return [view(i, c.kind, c.document, c.enabled) for i, c in found if c is not None]

@@ -92,10 +92,14 @@ def put(control: ControlDep, principal: PrincipalDep, ctx: ChangeDep, tenant_id:
     """Create or replace an integration; new orders get actions for it from now on."""
     require_tenant(principal, tenant_id, "write")
     _tenant(control, tenant_id)
+    if control.secrets is None:
+        raise ApiError(503, ErrorEnvelope(
+            code="integration.secrets_unavailable", category="unavailable", retryable=False,
+            message="this deployment has no key to seal integration secrets with"))
     with log_context(tenant_id=tenant_id, request_id=ctx.request_id):
         try:
             return put_integration(control.db, tenant_id, integration_id, body.config,
-                                   body.enabled, ctx)
+                                   body.enabled, ctx, control.secrets)
         except KindChange as exc:
             raise ApiError(409, ErrorEnvelope(code="integration.kind_change",
                                               category="validation", message=str(exc))) from None

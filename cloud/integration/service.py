@@ -21,6 +21,7 @@ from cloud.db import open_database
 from cloud.integration.breaker import BreakerPolicy
 from cloud.integration.claims import ClaimPolicy
 from cloud.integration.lifecycle import RetryPolicy
+from cloud.integration.secret_box import SecretBox
 from cloud.integration.worker import Worker
 from sync.structured_log import fields, setup_logging
 
@@ -47,6 +48,9 @@ class WorkerConfig(BaseSettings):
                                           "max_attempts AND this age")
     breaker_failures: int = Field(default=5, ge=1, description="consecutive failures to open")
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    retention_interval_s: float = Field(
+        default=3600.0, ge=0, description="seconds between data-retention passes (0 = none; "
+                                          "`voxeron cloud retention` runs one by hand)")
 
     def claim_policy(self) -> ClaimPolicy:
         return ClaimPolicy(
@@ -66,9 +70,12 @@ def run_worker(cloud: CloudConfig, cfg: WorkerConfig) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    worker = Worker(db, cfg.worker_id, cfg.claim_policy(), parallel=cfg.parallel)
+    secrets = SecretBox.from_config(cloud)
+    worker = Worker(db, cfg.worker_id, cfg.claim_policy(), parallel=cfg.parallel,
+                    secrets=secrets, retention_every_s=cfg.retention_interval_s)
     log.info("integration worker started", extra=fields(worker_id=cfg.worker_id,
-                                                         backend=db.backend))
+                                                         backend=db.backend,
+                                                         secret_key_ids=secrets.key_ids))
     print(f"worker {cfg.worker_id} ready", flush=True)
     try:
         worker.run(stop, cfg.poll_s)

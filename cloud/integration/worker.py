@@ -17,12 +17,15 @@ from datetime import UTC, datetime
 
 import httpx
 
+from cloud.control.retention import RetentionSchedule, run_retention
 from cloud.db import Database
 from cloud.integration.action_store import read_config
 from cloud.integration.claims import Claim, ClaimPolicy, abandon, claim_lane, due_lanes, finish
 from cloud.integration.delivery import Outcome
 from cloud.integration.lifecycle import Rng, default_rng
-from cloud.integration.pos_square import SquareConfig, SquarePos
+from cloud.integration.pos_cancel import deliver_square
+from cloud.integration.pos_square import SquareConfig
+from cloud.integration.secret_box import SecretBox, SecretUndecryptable
 from cloud.integration.webhooks import WebhookSender
 from sync.contracts.actions import Action
 from sync.contracts.errors import ErrorEnvelope
@@ -40,8 +43,10 @@ class Worker:
 
     def __init__(self, db: Database, worker_id: str, policy: ClaimPolicy | None = None, *,
                  parallel: int = 8, clock: Callable[[], datetime] = _utcnow,
-                 rng: Rng | None = None, client: httpx.Client | None = None) -> None:
+                 rng: Rng | None = None, client: httpx.Client | None = None,
+                 secrets: SecretBox, retention_every_s: float = 0.0) -> None:
         self.db = db
+        self.secrets = secrets  # opens the sealed POS tokens and webhook secrets
         self.worker_id = worker_id
         self.policy = policy or ClaimPolicy()
         self.parallel = parallel
@@ -53,6 +58,9 @@ class Worker:
         self._inflight: set[Future[Action | None]] = set()
         self._lock = threading.Lock()
         self._turn = 0
+        # The data-retention pass rides on the claim loop (0 = never): every replica runs
+        # it, which is harmless (a pass deletes only what is past retention, row-locked).
+        self._retention = RetentionSchedule(retention_every_s)
 
     def tick(self) -> int:
         """Claim what is due and free capacity allows; the number of actions claimed."""
@@ -94,8 +102,17 @@ class Worker:
 
     def _deliver(self, claim: Claim) -> Action | None:
         action = claim.action
-        with self.db.tenant(action.tenant_id) as tx:
-            found = read_config(tx, action.integration_id)
+        try:
+            with self.db.tenant(action.tenant_id) as tx:
+                found = read_config(tx, action.integration_id, self.secrets)
+        except SecretUndecryptable as exc:  # kept and retried: restoring the key delivers it
+            log.error("integration secret undecryptable", extra=fields(
+                alert="secret_undecryptable", tenant_id=action.tenant_id,
+                integration_id=action.integration_id))
+            return abandon(self.db, claim, self.clock(), self.worker_id, self.policy, self.rng,
+                           ErrorEnvelope(code="integration.secret_undecryptable",
+                                         category="integration", retryable=True,
+                                         message=f"integration {action.integration_id}: {exc}"))
         if found is None or not found[1]:
             return abandon(self.db, claim, self.clock(), self.worker_id, self.policy, self.rng,
                            ErrorEnvelope(code="integration.not_configured",
@@ -105,7 +122,7 @@ class Worker:
         config = found[0]
         outcome: Outcome
         if isinstance(config, SquareConfig):
-            outcome = SquarePos(config, self._client).deliver(action)
+            outcome = deliver_square(self.db, config, self._client, action)
         else:
             outcome = WebhookSender(config, self._client).deliver(action, self.clock())
         after = finish(self.db, claim, outcome, self.clock(), self.worker_id, self.policy,
@@ -141,9 +158,21 @@ class Worker:
             except Exception:  # a database hiccup: log, back off, keep the worker alive
                 log.exception("claiming failed")
                 claimed = 0
+            self.maybe_run_retention()
             if claimed == 0:
                 stop.wait(poll_s)
         self.drain()
+
+    def maybe_run_retention(self) -> int:
+        """Run the retention pass if it is due; the rows it deleted (0 if not due)."""
+        now = self.clock()
+        if not self._retention.due(now):
+            return 0
+        try:
+            return sum(c.total for c in run_retention(self.db, now))
+        except Exception:  # the database is down: try again at the next interval
+            log.exception("retention pass failed")
+            return 0
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -24,7 +24,8 @@ ActionState = Literal[
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "cancelled", "superseded"})
 """States no worker ever leaves (dead_lettered waits for an operator, so it is not one)."""
 
-ActionKind = Literal["pos_write", "webhook"]
+ActionKind = Literal["pos_write", "pos_cancel", "webhook"]
+"""pos_write creates the order on the POS; pos_cancel cancels it there once the write settled."""
 
 Transition = Literal[
     "create",          # (none) -> pending

@@ -69,5 +69,6 @@ SURFACES: tuple[Surface, ...] = (
     # The fixed tool set; each tool also carries its own version in tool_schemas.TOOLS.
     Surface("tools", "1.1", tool_models()),
     # The integration plane's action lifecycle: actions and their immutable transition events.
-    Surface("action-lifecycle", "1.0", (Action, ActionEvent)),
+    # 1.1: the pos_cancel action kind (cancel an order already written to the POS) (additive).
+    Surface("action-lifecycle", "1.1", (Action, ActionEvent)),
 )

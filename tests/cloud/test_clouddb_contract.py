@@ -105,7 +105,7 @@ def test_ticket_before_order_and_cancellation_are_applied(cloud_db: CloudDb) -> 
 def test_desired_state_and_commands_round_trip(cloud_db: CloudDb) -> None:
     tenant = new_id("ten")
 
-    def build(version: int) -> DesiredState:
+    def build(version: int, _tx: object = None) -> DesiredState:
         return DesiredState(tenant_id=tenant, device_id="dev_a", version=version, issued_at=NOW)
 
     assert [cloud_db.add_desired(tenant, "dev_a", build, NOW).version for _ in range(2)] == [1, 2]

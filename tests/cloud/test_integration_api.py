@@ -24,6 +24,7 @@ from cloud.integration.routes import router
 from cloud.integration.webhooks import new_secret
 from cloud.integration.worker import Worker
 from sync.contracts.errors import ErrorEnvelope
+from tests.cloud.secret_keys import TEST_SECRETS
 from tests.cloud.test_integration_pos import (
     POLICY,
     Clock,
@@ -55,7 +56,7 @@ def api(database: Database, tmp_path: Path) -> Iterator[Api]:
     app = FastAPI()
     install_error_handlers(app)
     app.state.control = ControlPlane(db=database, cas=TenantCaStore(tmp_path / "ca"),
-                                     bootstrap_ops_token=OPS)
+                                     bootstrap_ops_token=OPS, secrets=TEST_SECRETS)
     app.include_router(router)
     with TestClient(app) as client:
         yield Api(client, database)
@@ -80,7 +81,8 @@ def test_configure_deliver_and_remediate_over_http(api: Api) -> None:
         order = make_order(tenant)
         fault(square, kind="error500", count=3)
         [action] = record_order_events(api.db, [submitted(order)], clock.now, POLICY.retry)
-        worker = Worker(api.db, "w1", POLICY, parallel=2, clock=clock, rng=random.Random(1))
+        worker = Worker(api.db, "w1", POLICY, parallel=2, clock=clock, rng=random.Random(1),
+                        secrets=TEST_SECRETS)
         try:
             for _ in range(6):
                 worker.run_until_idle()

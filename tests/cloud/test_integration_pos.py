@@ -32,6 +32,7 @@ from sync.contracts.actions import Action
 from sync.contracts.errors import Correlation
 from sync.contracts.events import EventEnvelope, OrderCancelled, OrderSubmitted, OrderSuperseded
 from sync.contracts.order import Order, OrderLine
+from tests.cloud.secret_keys import TEST_SECRETS
 from tests.peers.fake_square import ACCESS_TOKEN, LOCATION_ID, FakeSquare
 
 T0 = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
@@ -78,7 +79,7 @@ def configure_square(db: Database, tenant_id: str, url: str, *, timeout_s: float
                      location_id: str = LOCATION_ID, integration_id: str = "square") -> None:
     put_integration(db, tenant_id, integration_id, SquareConfig(
         base_url=url, access_token=ACCESS_TOKEN, location_id=location_id,
-        timeout_s=timeout_s), True, ctx())
+        timeout_s=timeout_s), True, ctx(), TEST_SECRETS)
 
 
 def fault(square: FakeSquare, **spec: Any) -> None:
@@ -140,7 +141,8 @@ def clock() -> Clock:
 @pytest.fixture
 def worker(database: Database, clock: Clock) -> Iterator[Worker]:
     close_open_actions(database)
-    w = Worker(database, "w1", POLICY, parallel=4, clock=clock, rng=random.Random(1))
+    w = Worker(database, "w1", POLICY, parallel=4, clock=clock, rng=random.Random(1),
+               secrets=TEST_SECRETS)
     yield w
     w.close()
     close_open_actions(database)
@@ -182,7 +184,8 @@ def test_pos_down_for_an_hour_then_back_delivers_once(
         database: Database, clock: Clock, square: FakeSquare, worker: Worker) -> None:
     """Production retry and breaker settings; the clock runs an hour in 30 s steps."""
     defaults = ClaimPolicy()
-    w = Worker(database, "w1", defaults, parallel=4, clock=clock, rng=random.Random(2))
+    w = Worker(database, "w1", defaults, parallel=4, clock=clock, rng=random.Random(2),
+               secrets=TEST_SECRETS)
     tenant = new_tenant()
     configure_square(database, tenant, square.url)
     orders = [make_order(tenant, n) for n in range(1, 4)]
@@ -350,8 +353,9 @@ def test_cancelled_order_never_reaches_the_pos(
                                                ticket="never_printed"))
     record_order_events(database, [submitted(order), cancel], clock.now)
     worker.run_until_idle()
-    [action] = actions_of(database, tenant)
-    assert action.state == "cancelled"
+    by_kind = {a.kind: a for a in actions_of(database, tenant)}
+    assert by_kind["pos_write"].state == "cancelled"
+    assert by_kind["pos_cancel"].state == "succeeded"  # nothing on the POS to cancel
     assert distinct_orders(square, order.order_id) == 0
 
 
@@ -405,8 +409,10 @@ def test_a_superseded_order_sends_only_the_replacement(
                              action_id="act_print"))
     record_order_events(database, [submitted(old), supersede], clock.now)
     worker.run_until_idle()
-    states = {a.order_id: a.state for a in actions_of(database, tenant)}
-    assert states == {old.order_id: "superseded", new.order_id: "succeeded"}
+    states = {(a.order_id, a.kind): a.state for a in actions_of(database, tenant)}
+    assert states == {(old.order_id, "pos_write"): "superseded",
+                      (old.order_id, "pos_cancel"): "succeeded",  # a no-op: never sent
+                      (new.order_id, "pos_write"): "succeeded"}
     assert distinct_orders(square, old.order_id) == 0
     assert distinct_orders(square, new.order_id) == 1
     assert replay(database, tenant, new.order_id, ctx(clock.now)) == []

@@ -24,6 +24,7 @@ from cloud.integration.order_inbox import record_order_events
 from cloud.integration.remediation import put_integration
 from cloud.integration.webhooks import WebhookConfig, new_secret, sign
 from cloud.integration.worker import Worker
+from tests.cloud.secret_keys import TEST_SECRETS
 from tests.cloud.test_integration_pos import (
     POLICY,
     Clock,
@@ -122,10 +123,12 @@ def test_order_created_webhook_is_signed_and_retried_with_the_same_id(
         database: Database, receiver: Receiver) -> None:
     close_open_actions(database)
     clock = Clock(datetime.now(UTC))  # the receiver checks the timestamp against its clock
-    worker = Worker(database, "w1", POLICY, parallel=2, clock=clock, rng=random.Random(4))
+    worker = Worker(database, "w1", POLICY, parallel=2, clock=clock, rng=random.Random(4),
+                    secrets=TEST_SECRETS)
     tenant = new_tenant()
     put_integration(database, tenant, "hooks", WebhookConfig(
-        url=receiver.url, secret=receiver.secret, events=["order.created"]), True, ctx())
+        url=receiver.url, secret=receiver.secret, events=["order.created"]), True, ctx(),
+        TEST_SECRETS)
     order = make_order(tenant)
     try:
         [action] = record_order_events(database, [submitted(order)], clock.now)
@@ -150,10 +153,11 @@ def test_a_receiver_with_another_secret_refuses_and_the_action_dead_letters(
     close_open_actions(database)
     r = Receiver(new_secret())
     clock = Clock(datetime.now(UTC))
-    worker = Worker(database, "w1", POLICY, parallel=2, clock=clock, rng=random.Random(4))
+    worker = Worker(database, "w1", POLICY, parallel=2, clock=clock, rng=random.Random(4),
+                    secrets=TEST_SECRETS)
     tenant = new_tenant()
     put_integration(database, tenant, "hooks", WebhookConfig(url=r.url, secret=new_secret()),
-                    True, ctx())
+                    True, ctx(), TEST_SECRETS)
     try:
         [action] = record_order_events(database, [submitted(make_order(tenant))], clock.now)
         worker.run_until_idle()

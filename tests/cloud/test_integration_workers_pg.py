@@ -22,6 +22,7 @@ from cloud.db import Database, open_database
 from cloud.integration.action_store import action_events
 from cloud.integration.order_inbox import record_order_events
 from tests.cloud.conftest import PgServer
+from tests.cloud.secret_keys import secret_env
 from tests.cloud.test_integration_pos import (
     close_open_actions,
     configure_square,
@@ -49,7 +50,8 @@ def _start_worker(pg: PgServer, worker_id: str) -> subprocess.Popen[str]:
     env = {**os.environ, "VOXERON_CLOUD_DATABASE_URL": pg.url,
            "VOXERON_CLOUD_DATABASE_APP_ROLE": pg.app_role,
            "VOXERON_CLOUD_WORKER_WORKER_ID": worker_id, "VOXERON_CLOUD_WORKER_PARALLEL": "4",
-           "VOXERON_CLOUD_WORKER_LANE_CAP": "2", "VOXERON_CLOUD_WORKER_POLL_S": "0.05"}
+           "VOXERON_CLOUD_WORKER_LANE_CAP": "2", "VOXERON_CLOUD_WORKER_POLL_S": "0.05",
+           **secret_env()}
     proc = subprocess.Popen([sys.executable, "-m", "voxeron", "cloud", "worker"], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)

@@ -25,6 +25,7 @@ from appliance.config import BoxIdentity
 from appliance.store import LocalStore
 from cloud.db import open_database
 from sync.ids import new_id
+from tests.cloud.secret_keys import secret_env
 from tests.cloud.test_integration_pos import configure_square
 from tests.integration.cloud_harness import wait_until
 from tests.integration.mosquitto_broker import PlainMosquitto
@@ -60,7 +61,7 @@ def pg() -> Iterator[tuple[str, str]]:
 
 def _env(url: str, role: str, **extra: str) -> dict[str, str]:
     return {**os.environ, "VOXERON_CLOUD_DATABASE_URL": url,
-            "VOXERON_CLOUD_DATABASE_APP_ROLE": role, **extra}
+            "VOXERON_CLOUD_DATABASE_APP_ROLE": role, **secret_env(), **extra}
 
 
 @contextlib.contextmanager

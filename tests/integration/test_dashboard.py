@@ -213,6 +213,7 @@ def test_fleet_dashboard_needs_a_session_and_shows_the_fleet(
             page.wait_for_load_state()
             assert page.url.endswith("/dashboard/devices/pizza-south/box-001")
             assert page.locator("#device-orders tr.order").count() == 2
+            assert page.locator("#health-history svg polyline").count() == 2  # outbox, disk
             action_row = page.locator(f'tr[data-action-id="{action_id}"]')
             assert "dead_lettered" in action_row.inner_text()
             assert "location unknown" in action_row.inner_text()

@@ -33,7 +33,7 @@ from appliance.setup.app import create_app
 from appliance.store import LocalStore
 from appliance.voice.sip_agent import CallInfo
 from appliance.voice.webrtc_peer import WebRtcMedia, serve_web_calls
-from tests.peers.box_process import VoiceBox, voice_box
+from tests.peers.box_process import VoiceBox, relaxed_policy, voice_box
 from tests.serve_asgi import serve_asgi
 from voxeron.caller_voices import write_wav
 from voxeron.ports import free_port
@@ -96,7 +96,8 @@ def test_browser_test_call_reaches_a_confirmed_order(tmp_path: Path) -> None:
     wav = tmp_path / "caller.wav"
     call_s = caller_wav(wav)
     signalling = free_port()
-    with voice_box(tmp_path, VOXERON_TEST_CALL_PORT=str(signalling)) as box, \
+    with voice_box(tmp_path, VOXERON_TEST_CALL_PORT=str(signalling),
+                   VOXERON_VOICE_RUNTIME_POLICY=str(relaxed_policy(tmp_path))) as box, \
             setup_ui(box, signalling, tmp_path / "setup.log") as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",

@@ -33,6 +33,21 @@ class VoiceBox:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def relaxed_policy(tmp: Path, latency_budget_ms: int = 60_000) -> Path:
+    """The default runtime policy with a wide latency budget, as a file for
+    VOXERON_VOICE_RUNTIME_POLICY: for tests about something other than speed, so a loaded
+    CI machine's slow turn is not handed to staff as a latency breach."""
+    import yaml
+
+    from blueprints.engine import load_yaml
+
+    default = Path(__file__).resolve().parents[2] / "blueprints" / "policies" / "default.yaml"
+    doc = {**load_yaml(default), "policy": "relaxed", "latency_budget_ms": latency_budget_ms}
+    path = tmp / "relaxed-policy.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
 @contextmanager
 def voice_box(tmp: Path, **env: str) -> Iterator[VoiceBox]:
     """Start voxeron-voice on a free UDP port with its data in `tmp`; always stopped after."""

@@ -88,3 +88,25 @@ def test_bad_usage_is_refused(store: LocalStore) -> None:
                                seconds=1.0, now=T0)
     finally:
         sessions.close()
+
+
+def test_tts_seconds_are_priced_and_a_lost_session_never_raises(store: LocalStore) -> None:
+    priced = tuple(d.model_copy(update={"cost_per_audio_s": 0.2}) if d.kind is ProviderKind.TTS
+                   else d for d in PROVIDERS)
+    sessions = CallSessions(store)
+    try:
+        routing = CallRouting(call_id="call-t", tenant_id="ten_x", device_id="dev_x",
+                              facts=SessionFacts(), providers=ProviderRegistry(priced),
+                              resolve=lambda _name: _Heard(), sessions=sessions, clock=lambda: T0)
+        routing.spoke(2.5)
+        routing.spoke(0.0)  # nothing said: nothing added
+        record = sessions.get("call-t")
+        assert record is not None
+        assert [(u["seconds"], u["tokens"], u["est_cost_cents"]) for u in record.usage
+                if u["kind"] == "tts"] == [(2.5, 0, 0.5)]
+        assert [u["tokens"] for u in record.usage if u["kind"] == "nlu"] == [0]  # rule engine
+        with store.transaction() as conn:
+            conn.execute("DELETE FROM call_sessions WHERE call_id = 'call-t'")
+        routing.spoke(1.0)  # logged and dropped: usage never stops a call
+    finally:
+        sessions.close()
