@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -238,89 +237,33 @@ class AsrWorker:
 
 class SerialAsr:
     """An in-process engine behind a lock: one decode at a time, like a worker (pocketsphinx
-    decoders and a shared Whisper model are not for concurrent use)."""
+    decoders and a shared Whisper model are not for concurrent use). Engine failures come
+    out as ProviderError, as a worker reports them, so a broken in-process engine fails a
+    call over instead of ending it."""
 
     def __init__(self, name: str, inner: AsrProvider) -> None:
         self.name, self.inner = name, inner
         self._lock = threading.Lock()
 
     def load(self) -> None:
-        self.inner.load()
+        try:
+            self.inner.load()
+        except ProviderError:
+            raise
+        except Exception as err:  # the worker's load_failed, in-process
+            raise ProviderUnavailable(self.name, f"{type(err).__name__}: {err}") from err
 
     def transcribe(self, pcm8k: np.ndarray, prompt: str = "", *, wait: bool = True) -> Transcript:
         if not self._lock.acquire(blocking=wait):
             raise WorkerBusy(self.name)
         try:
             return self.inner.transcribe(pcm8k, prompt)
+        except ProviderError:
+            raise
+        except Exception as err:  # the worker's decode_failed: the next turn may do better
+            raise ProviderError(self.name, "decode_failed", f"{type(err).__name__}: {err}") from err
         finally:
             self._lock.release()
-
-
-class AsrPool:
-    """The voice service's ASR engines by provider name: workers for out-of-process engines,
-    plain objects for in-process ones. A worker found dead is reported (ProviderDied, so the
-    call fails over) and replaced in the background for the calls that come after."""
-
-    def __init__(self, out_of_process: set[str], threads: int = 2, cache_dir: Path | None = None,
-                 menu: Menu | None = None, on_restart: Callable[[str], None] | None = None) -> None:
-        self.out_of_process, self.threads, self.cache_dir = out_of_process, threads, cache_dir
-        self.menu = menu  # in-process pocketsphinx builds its language model from it
-        self._engines: dict[str, AsrProvider] = {}
-        self._restarting: set[str] = set()
-        self._lock = threading.Lock()
-        self.on_restart = on_restart
-
-    def get(self, name: str) -> AsrProvider:
-        """A loaded engine for `name`, started on first use; ProviderDied while it is dead."""
-        with self._lock:
-            if name in self._restarting:
-                raise ProviderDied(name, "worker restarting")
-            current = self._engines.get(name)
-            if isinstance(current, AsrWorker) and not current.alive:
-                note = current.exit_note()
-                current.stop()
-                del self._engines[name]
-                self._restarting.add(name)
-                threading.Thread(target=self._restart, args=(name,), daemon=True,
-                                 name=f"asr-restart-{name}").start()
-                raise ProviderDied(name, f"worker gone ({note})")
-            if current is None:
-                current = self._new(name)
-                current.load()
-                self._engines[name] = current
-            return current
-
-    def _new(self, name: str) -> AsrProvider:
-        if name in self.out_of_process:
-            return AsrWorker(name, self.threads, self.cache_dir)
-        return SerialAsr(name, engine(name, self.threads, self.cache_dir, self.menu))
-
-    def _restart(self, name: str) -> None:
-        fresh = self._new(name)
-        try:
-            fresh.load()
-        except ProviderError as err:
-            log.error("asr worker restart failed", extra=fields(provider=name, error=str(err)))
-            with self._lock:
-                self._restarting.discard(name)
-            return
-        with self._lock:
-            self._engines[name] = fresh
-            self._restarting.discard(name)
-        log.info("asr worker restarted", extra=fields(provider=name))
-        if self.on_restart is not None:
-            self.on_restart(name)
-
-    def worker(self, name: str) -> AsrWorker | None:
-        found = self._engines.get(name)
-        return found if isinstance(found, AsrWorker) else None
-
-    def stop(self) -> None:
-        with self._lock:
-            for e in self._engines.values():
-                if isinstance(e, AsrWorker):
-                    e.stop()
-            self._engines.clear()
 
 
 def main(argv: list[str]) -> int:

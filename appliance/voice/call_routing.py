@@ -32,6 +32,8 @@ from sync.structured_log import fields
 
 log = logging.getLogger(__name__)
 
+Preload = Callable[[str], object]  # provider name -> start loading it now (AsrPool.preload)
+
 
 def session_facts(blueprint: Blueprint, prefs: Mapping[str, object] | None,
                   preferred_asr: str | None) -> SessionFacts:
@@ -70,8 +72,8 @@ class CallRouting:
 
     def __init__(self, *, call_id: str, tenant_id: str, device_id: str, facts: SessionFacts,
                  providers: ProviderRegistry, resolve: Resolve, sessions: CallSessions | None,
-                 clock: Callable[[], datetime]) -> None:
-        self.call_id, self.facts, self.providers = call_id, facts, providers
+                 clock: Callable[[], datetime], preload: Preload | None = None) -> None:
+        self.call_id, self.facts, self.providers, self._preload = call_id, facts, providers, preload
         self.decision = decision = decide(facts, providers)
         self.sessions, self.clock = sessions, clock
         self.session_id = new_id("ses")
@@ -91,6 +93,7 @@ class CallRouting:
                 session_id=self.session_id, reason=self.human_fallback))
         else:
             log.info("call routed", extra=fields(session_id=self.session_id, **decision.chosen))
+            self._preload_fallback()
 
     def heard_caller(self, audio: np.ndarray) -> None:
         """The first utterance tells how noisy the line is: route again with its SNR and, if
@@ -108,6 +111,18 @@ class CallRouting:
         self.asr.order = list(again.asr)
         if self.sessions is not None:
             self.sessions.set_routing(self.session_id, again.model_dump(), self.clock())
+        self._preload_fallback()
+
+    def _preload_fallback(self) -> None:
+        """Start loading the decision's second recogniser in the background, so a failover
+        mid-call costs a decode, not a model load (~2.5 s for Whisper base on two cores).
+
+        At call start rather than service start: the second engine depends on the tenant's
+        routing and the line, and an engine no call falls back to should not hold memory.
+        The pool keeps what it loaded, so only the first call after a start pays the load,
+        and it does so while the greeting plays."""
+        if self._preload is not None and len(self.decision.asr) > 1:
+            self._preload(self.decision.asr[1])
 
     def spoke(self, seconds: float) -> None:
         """Synthesised speech queued to the caller: TTS seconds and cost for the session."""

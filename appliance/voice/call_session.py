@@ -28,7 +28,7 @@ from appliance.dialog.order_tools import session_tools
 from appliance.dialog.tool_registry import ToolRegistry, tool_call
 from appliance.store import LocalStore
 from appliance.store.call_sessions import CallSessions
-from appliance.voice.asr_process import AsrPool
+from appliance.voice.asr_pool import AsrPool
 from appliance.voice.asr_whisper import Transcript, WhisperAsr
 from appliance.voice.barge_in import BargeInConfig, BargeInDetector, speech_level_db
 from appliance.voice.call_routing import CallRouting, session_facts
@@ -55,6 +55,12 @@ def utcnow() -> datetime:
 
 
 Transfer = Callable[[str, SipUri, float], Awaitable[TransferResult]]  # SipAgent.transfer
+
+
+def _loggable(text: str, kept: bool) -> str:
+    """A turn's text for the log: where the tenant keeps no transcripts (the turn was not
+    stored), the log must not become the transcript store instead."""
+    return text if kept or not text else f"[not kept: {len(text)} chars]"
 
 
 def no_routing_prefs() -> Mapping[str, object] | None:
@@ -133,7 +139,7 @@ class CallSession:
             call_id=call.call_id, tenant_id=deps.tenant_id, device_id=deps.device_id,
             facts=session_facts(deps.blueprint, deps.routing_prefs(), deps.preferred_asr),
             providers=deps.providers, resolve=pool.get if pool else (lambda _: deps.asr),
-            sessions=deps.sessions, clock=deps.clock)
+            sessions=deps.sessions, clock=deps.clock, preload=pool.preload if pool else None)
         self.session_id, self.failovers = self.routed.session_id, self.routed.failovers
         self.asr = self.routed.asr
         self.speculator = Speculator()
@@ -197,12 +203,14 @@ class CallSession:
             speculative = heard is not None
             transcript = heard if heard is not None else await self._transcribe(utt)
             asr_ms = (time.monotonic() - ended_at) * 1000
-            log.info("caller said", extra=fields(text=transcript.text, asr_ms=round(asr_ms),
+            kept = bool(transcript.text) and self.deps.store.record_turn(
+                self.call.call_id, "caller", transcript.text, self.deps.clock())
+            log.info("caller said", extra=fields(text=_loggable(transcript.text, kept),
+                                                 asr_ms=round(asr_ms),
                                                  confidence=round(transcript.confidence, 3),
                                                  asr=self.asr.current, speculative=speculative))
             if not transcript.text:
                 continue
-            self.deps.store.record_turn(self.call.call_id, "caller", transcript.text, self.deps.clock())
             actions = self.dialog.on_utterance(transcript.text, self.deps.clock(),
                                                confidence=transcript.confidence)
             if await self._perform(actions, ended_at):
@@ -321,8 +329,9 @@ class CallSession:
         latency_ms = None if ended_at is None else (time.monotonic() - ended_at) * 1000
         if latency_ms is not None:
             self._breach = self.latency.observe(latency_ms) or self._breach
-        self.deps.store.record_turn(self.call.call_id, "agent", say.text, self.deps.clock(), latency_ms)
-        log.info("agent says", extra=fields(text=say.text, prompt=say.prompt,
+        kept = self.deps.store.record_turn(self.call.call_id, "agent", say.text, self.deps.clock(),
+                                           latency_ms)
+        log.info("agent says", extra=fields(text=_loggable(say.text, kept), prompt=say.prompt,
                                             turn_latency_ms=latency_ms and round(latency_ms)))
         if sentences:
             self.barge_in.start_prompt(speech_level_db(np.concatenate(sentences)))

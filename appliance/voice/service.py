@@ -14,11 +14,12 @@ from appliance.dialog.order_tools import OrderTools
 from appliance.store import LocalStore
 from appliance.store.call_sessions import CallSessions
 from appliance.store.desired_state import in_force
-from appliance.voice.asr_process import AsrPool
+from appliance.voice.asr_pool import AsrPool
 from appliance.voice.asr_whisper import WhisperAsr
 from appliance.voice.call_session import CallSession, VoiceDeps
 from appliance.voice.callbacks import CallbackScheduler
 from appliance.voice.desired_in_force import DesiredInForce
+from appliance.voice.provider_recovery import provider_recovery
 from appliance.voice.providers import Health, ProviderDescriptor, ProviderKind, ProviderRegistry
 from appliance.voice.sip_access import InboundAccess
 from appliance.voice.sip_agent import CallHandler, CallInfo, MediaChannel, SipAgent
@@ -100,6 +101,9 @@ async def serve_voice(identity: BoxIdentity, cfg: VoiceConfig, stop: asyncio.Eve
     log.info("voice ready", extra=fields(sip_port=agent.port, blueprint=deps.blueprint.content_hash,
                                          allow_from=",".join(cfg.sip_allow_from),
                                          registrar=cfg.sip_registrar))
+    # Providers marked dead (in-process ones above all) are probed back to health.
+    recovery = provider_recovery(deps.providers, deps.asr_pool, deps.tts)
+    recovering = asyncio.create_task(recovery.run(stop))
     try:
         await stop.wait()
     finally:
@@ -108,6 +112,7 @@ async def serve_voice(identity: BoxIdentity, cfg: VoiceConfig, stop: asyncio.Eve
         if web_calls is not None:
             await web_calls.stop()
         await agent.stop()
+        recovering.cancel()  # a probe still loading a model is not waited for
         if callbacks is not None:
             callbacks.stop()
         if deps.asr_pool is not None:

@@ -127,19 +127,19 @@ POLICY = ClaimPolicy(lane_cap=2, lease_s=30,
                      breaker=BreakerPolicy(failure_threshold=3, cooldown_s=10))
 
 
-@pytest.fixture
-def square() -> Iterator[FakeSquare]:
+@pytest.fixture(name="square")
+def square_fixture() -> Iterator[FakeSquare]:
     with FakeSquare() as fake:
         yield fake
 
 
-@pytest.fixture
-def clock() -> Clock:
+@pytest.fixture(name="clock")
+def clock_fixture() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def worker(database: Database, clock: Clock) -> Iterator[Worker]:
+@pytest.fixture(name="worker")
+def worker_fixture(database: Database, clock: Clock) -> Iterator[Worker]:
     close_open_actions(database)
     w = Worker(database, "w1", POLICY, parallel=4, clock=clock, rng=random.Random(1),
                secrets=TEST_SECRETS)

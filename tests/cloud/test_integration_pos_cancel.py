@@ -8,13 +8,10 @@ The worker's clock is frozen and moved by the test; the HTTP and the database ar
 
 from __future__ import annotations
 
-import random
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from cloud.db import Database
 from cloud.integration.action_store import get_action, read_breaker
@@ -25,12 +22,12 @@ from sync.contracts.actions import Action
 from sync.contracts.errors import Correlation
 from sync.contracts.events import EventEnvelope, OrderCancelled, OrderSuperseded
 from sync.contracts.order import Order
-from tests.cloud.secret_keys import TEST_SECRETS
-from tests.cloud.test_integration_pos import (
+from tests.cloud.test_integration_pos import (  # noqa: F401 (fixtures)
     POLICY,
     T0,
     Clock,
     actions_of,
+    clock_fixture,
     close_open_actions,
     configure_square,
     ctx,
@@ -39,31 +36,12 @@ from tests.cloud.test_integration_pos import (
     make_order,
     new_tenant,
     settle,
+    square_fixture,
     submitted,
     transitions,
+    worker_fixture,
 )
 from tests.peers.fake_square import ACCESS_TOKEN, LOCATION_ID, FakeSquare
-
-
-@pytest.fixture
-def square() -> Iterator[FakeSquare]:
-    with FakeSquare() as fake:
-        yield fake
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def worker(database: Database, clock: Clock) -> Iterator[Worker]:
-    close_open_actions(database)
-    w = Worker(database, "w1", POLICY, parallel=4, clock=clock, rng=random.Random(1),
-               secrets=TEST_SECRETS)
-    yield w
-    w.close()
-    close_open_actions(database)
 
 
 def cancelled(order: Order, seq: int = 2) -> EventEnvelope:

@@ -5,11 +5,7 @@ of the tenant's requests it holds at once."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +24,7 @@ from cloud.integration.order_inbox import record_order_events
 from cloud.integration.remediation import put_integration
 from cloud.integration.webhooks import WebhookConfig, new_secret
 from tests.cloud.conftest import PgServer
-from tests.cloud.secret_keys import TEST_SECRETS, secret_env
+from tests.cloud.secret_keys import TEST_SECRETS
 from tests.cloud.test_integration_pos import (
     POLICY,
     T0,
@@ -38,9 +34,12 @@ from tests.cloud.test_integration_pos import (
     new_tenant,
     submitted,
 )
+from tests.cloud.test_integration_workers_pg import start_worker, stop_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 LANES = ("hooks_a", "hooks_b")
+QUOTA_WORKER_ENV = {"VOXERON_CLOUD_WORKER_POLL_S": "0.02",
+                    "VOXERON_CLOUD_WORKER_RETENTION_INTERVAL_S": "0"}
 
 
 def tenant_with_hooks(db: Database, quota: int, url: str = "http://127.0.0.1:9/") -> str:
@@ -143,31 +142,6 @@ class CountingEndpoint:
         self.server.server_close()
 
 
-def _start_worker(pg: PgServer, worker_id: str) -> subprocess.Popen[str]:
-    env = {**os.environ, **secret_env(), "VOXERON_CLOUD_DATABASE_URL": pg.url,
-           "VOXERON_CLOUD_DATABASE_APP_ROLE": pg.app_role,
-           "VOXERON_CLOUD_WORKER_WORKER_ID": worker_id, "VOXERON_CLOUD_WORKER_PARALLEL": "4",
-           "VOXERON_CLOUD_WORKER_LANE_CAP": "2", "VOXERON_CLOUD_WORKER_POLL_S": "0.02",
-           "VOXERON_CLOUD_WORKER_RETENTION_INTERVAL_S": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "voxeron", "cloud", "worker"], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert "ready" in line, f"worker {worker_id} did not start: {line!r}"
-    return proc
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def test_two_worker_processes_keep_a_tenant_at_one_request_at_a_time(
         pg_server: PgServer) -> None:
     db = open_database(pg_server.url, app_role=pg_server.app_role)
@@ -175,7 +149,8 @@ def test_two_worker_processes_keep_a_tenant_at_one_request_at_a_time(
     close_open_actions(db)
     try:
         tenant = tenant_with_hooks(db, quota=1, url=endpoint.url)
-        workers = [_start_worker(pg_server, "qa"), _start_worker(pg_server, "qb")]
+        workers = [start_worker(pg_server, "qa", **QUOTA_WORKER_ENV),
+                   start_worker(pg_server, "qb", **QUOTA_WORKER_ENV)]
         try:
             actions = record_order_events(
                 db, [submitted(make_order(tenant, n)) for n in (1, 2, 3)], datetime.now(UTC))
@@ -185,7 +160,7 @@ def test_two_worker_processes_keep_a_tenant_at_one_request_at_a_time(
                 time.sleep(0.05)
         finally:
             for proc in workers:
-                _stop(proc)
+                stop_worker(proc)
         assert sorted(states(db, tenant)) == ["succeeded"] * 6
         assert endpoint.total == 6
         assert endpoint.most == 1, f"{endpoint.most} requests of one tenant at once"

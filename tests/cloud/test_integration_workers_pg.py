@@ -46,14 +46,16 @@ def pg_db(pg_server: PgServer) -> Iterator[Database]:
     db.close()
 
 
-def _start_worker(pg: PgServer, worker_id: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "VOXERON_CLOUD_DATABASE_URL": pg.url,
-           "VOXERON_CLOUD_DATABASE_APP_ROLE": pg.app_role,
-           "VOXERON_CLOUD_WORKER_WORKER_ID": worker_id, "VOXERON_CLOUD_WORKER_PARALLEL": "4",
-           "VOXERON_CLOUD_WORKER_LANE_CAP": "2", "VOXERON_CLOUD_WORKER_POLL_S": "0.05",
-           **secret_env()}
+def start_worker(pg: PgServer, worker_id: str, **env: str) -> subprocess.Popen[str]:
+    """A real `voxeron cloud worker` process on `pg`, started and ready; `env` adds or
+    overrides VOXERON_CLOUD_WORKER_* settings."""
+    full = {**os.environ, "VOXERON_CLOUD_DATABASE_URL": pg.url,
+            "VOXERON_CLOUD_DATABASE_APP_ROLE": pg.app_role,
+            "VOXERON_CLOUD_WORKER_WORKER_ID": worker_id, "VOXERON_CLOUD_WORKER_PARALLEL": "4",
+            "VOXERON_CLOUD_WORKER_LANE_CAP": "2", "VOXERON_CLOUD_WORKER_POLL_S": "0.05",
+            **secret_env(), **env}
     proc = subprocess.Popen([sys.executable, "-m", "voxeron", "cloud", "worker"], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env=full, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()  # "worker <id> ready" once it is connected and migrated
@@ -61,7 +63,7 @@ def _start_worker(pg: PgServer, worker_id: str) -> subprocess.Popen[str]:
     return proc
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
+def stop_worker(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -78,7 +80,7 @@ def test_two_worker_processes_deliver_each_order_exactly_once(
         tenants = [new_tenant() for _ in range(TENANTS)]
         for tenant in tenants:
             configure_square(pg_db, tenant, square.url)
-        workers = [_start_worker(pg_server, "wa"), _start_worker(pg_server, "wb")]
+        workers = [start_worker(pg_server, "wa"), start_worker(pg_server, "wb")]
         try:
             orders = [make_order(t, n) for t in tenants for n in range(1, ORDERS_PER_TENANT + 1)]
             started = time.monotonic()
@@ -98,7 +100,7 @@ def test_two_worker_processes_deliver_each_order_exactly_once(
             elapsed = time.monotonic() - started
         finally:
             for proc in workers:
-                _stop(proc)
+                stop_worker(proc)
         stats = httpx.get(f"{square.url}/_fake/stats").json()
     print(f"\n2 workers, {len(orders)} POS writes over {TENANTS} tenants: {elapsed:.2f} s "
           f"({len(orders) / elapsed:.0f} orders/s)")

@@ -9,6 +9,7 @@ Whisper tiny.en and base in worker processes, Piper for the agent, the SQLite st
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from pathlib import Path
@@ -20,7 +21,8 @@ from appliance.dialog.order_tools import BoxTools
 from appliance.store import LocalStore
 from appliance.store.call_sessions import CallSessions
 from appliance.voice.asr_failover import FailoverAsr
-from appliance.voice.asr_process import AsrPool, AsrWorker
+from appliance.voice.asr_pool import AsrPool
+from appliance.voice.asr_process import AsrWorker
 from appliance.voice.call_session import CallSession, VoiceDeps
 from appliance.voice.providers import (
     BUILTIN,
@@ -75,10 +77,11 @@ async def _restarted(pool: AsrPool, old_pid: int) -> bool:
     return await eventually(fresh, timeout=60)
 
 
-def test_worker_killed_mid_call_fails_over_and_the_order_completes(tmp_path: Path) -> None:
+def test_worker_killed_mid_call_fails_over_and_the_order_completes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="appliance.voice")
     bp = compose_builtin("restaurant_orders", "demo_pizza")
-    # Loading base on the failover turn takes seconds on a busy 2-core machine: that is the
-    # latency fallback's business (tests/unit/test_speculation.py), not this test's.
+    # A budget wide enough that base (520 ms for 3 s) stays first, so tiny is the fallback.
     bp = bp.model_copy(update={"policy": bp.policy.model_copy(update={"latency_budget_ms": 60000})})
     store = LocalStore(tmp_path / "box.sqlite3")
     tools = BoxTools(store, bp, "ten_f", "dev_f")
@@ -132,6 +135,20 @@ def test_worker_killed_mid_call_fails_over_and_the_order_completes(tmp_path: Pat
     assert session.speculator.launches > 0  # decoded while the caller spoke, across the failover
     heard = [t.text.lower() for t in store.turns(session.call.call_id) if t.speaker == "caller"]
     assert len(heard) == 3 and "pepperoni" in heard[0] and np.all([bool(h) for h in heard])
+    _assert_failover_paid_no_load(caplog.records, second)
     sessions.close()
     tools.book.close()
     store.close()
+
+
+def _assert_failover_paid_no_load(records: list[logging.LogRecord], second: str) -> None:
+    """The call's second recogniser was preloaded at call start (CallRouting asks the pool),
+    so the voice log shows its one load before the failover, and none after it: the
+    failover turn's asr_ms is a decode, not a model load."""
+    facts = [(r.getMessage(), getattr(r, "fields", {})) for r in records]
+    switched = next(i for i, (msg, _) in enumerate(facts) if msg == "asr failover")
+    loads = [(i, f["reason"]) for i, (msg, f) in enumerate(facts)
+             if msg == "asr engine loaded" and f["provider"] == second]
+    assert [reason for _, reason in loads] == ["preload"] and loads[0][0] < switched
+    said = [f for msg, f in facts[switched:] if msg == "caller said"]
+    assert said and said[0]["asr"] == second  # the failover turn, decoded by the preloaded engine

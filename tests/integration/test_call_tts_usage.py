@@ -1,14 +1,19 @@
-"""TTS usage over a real SIP call: the seconds of Piper speech the agent spoke are added to
-the call's session row at the provider's rate, and summed into the day's Health usage."""
+"""Real SIP calls: the seconds of Piper speech the agent spoke are added to the call's
+session row at the provider's rate (and into the day's Health usage), and a tenant that keeps
+no transcripts gets none in the log either."""
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from appliance.desired_blueprint import DesiredComposer
 from appliance.dialog.order_tools import OrderTools
-from appliance.store import LocalStore
+from appliance.store import LocalStore, desired_state
 from appliance.store.call_sessions import CallSessions, day_usage
 from appliance.voice.asr_whisper import Transcript
 from appliance.voice.call_session import CallSession, VoiceDeps
@@ -16,6 +21,7 @@ from appliance.voice.providers import BUILTIN, ProviderKind, ProviderRegistry
 from appliance.voice.sip_agent import CallInfo, MediaChannel, SipAgent
 from appliance.voice.tts_piper import TELEPHONE_RATE, PiperTts
 from blueprints.engine import compose_builtin
+from sync.contracts.messages import DesiredState, TenantPolicy
 from tests.integration.sip_phone import answered_call, eventually, run
 
 TTS_CENTS_PER_S = 0.05
@@ -80,4 +86,50 @@ def test_a_calls_session_row_carries_the_seconds_piper_spoke(tmp_path: Path) -> 
         assert [(u.kind, u.seconds) for u in day if u.kind == "tts"] == [("tts", round(expected, 3))]
     finally:
         sessions.close()
+        store.close()
+
+
+def test_where_no_transcripts_are_kept_the_log_does_not_keep_them_either(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """transcripts_days=0 in force: no turn is stored, and the "agent says" line carries a
+    placeholder, not the words (the log must not become the transcript store)."""
+    store = LocalStore(tmp_path / "box.sqlite3")
+    desired = DesiredState(tenant_id="ten_t", device_id="dev_t", version=1,
+                           issued_at=datetime.now(UTC), policy=TenantPolicy(transcripts_days=0))
+    with store.transaction() as conn:
+        assert desired_state.apply(conn, desired, DesiredComposer().blueprint_hash(desired),
+                                   datetime.now(UTC)) == "applied"
+    blueprint = compose_builtin("restaurant_orders", "demo_pizza")
+    deps = VoiceDeps(blueprint=blueprint, asr=Silence(), tts=PiperTts(), store=store,  # type: ignore[arg-type]
+                     tools=OrderTools(store, blueprint, "ten_t", "dev_t"), tenant_id="ten_t",
+                     device_id="dev_t")
+    calls: list[CallSession] = []
+    caplog.set_level(logging.INFO, logger="appliance.voice.call_session")
+
+    async def handler(call: CallInfo, media: MediaChannel) -> None:
+        calls.append(CallSession(deps, call, media))
+        await calls[-1].run()
+
+    def said() -> list[dict[str, object]]:
+        return [r.fields for r in caplog.records  # type: ignore[attr-defined]
+                if r.getMessage() == "agent says"]
+
+    async def scenario(agent: SipAgent) -> None:
+        phone, ours, ok = await answered_call(agent.port)
+        assert await eventually(lambda: bool(said()), timeout=20)  # the greeting was spoken
+        phone.send(phone.request("BYE", cseq=2, branch="z9hG4bKbye", to_tag=ok.to_addr.tag))
+        assert await eventually(lambda: agent.active_calls == 0, timeout=5)
+        ours.close()
+        phone.close()
+
+    try:
+        run(scenario, handler, timeout=60, t1=0.1)
+        greeting = blueprint.prompt("greeting")
+        assert store.turns(calls[0].call.call_id) == []
+        first = said()[0]
+        assert first["prompt"] == "greeting"
+        assert first["text"] == f"[not kept: {len(greeting)} chars]"
+        assert all(greeting not in r.getMessage() + str(getattr(r, "fields", ""))
+                   for r in caplog.records)
+    finally:
         store.close()
