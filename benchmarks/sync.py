@@ -7,9 +7,12 @@ or several ingest replicas in a share group) and the real voxeron-sync
 
 `voxeron bench sync --fleet 1000` instead runs 1,000 simulated devices, each its own MQTT
 connection and client id (a few processes, each driving its connections from one
-selector loop; see benchmarks/fleet_devices.py), publishing events at a fixed total rate and collecting the cloud's acks: events/s
-ingested, publish-to-ack latency (the ack leaves after the commit, so it bounds
-publish-to-stored from above) and the number of events lost.
+selector loop; see benchmarks/fleet_devices.py), publishing events at a fixed total rate
+and collecting the cloud's acks: events/s ingested, the number of events lost, and
+box-to-cloud latency from each event's scheduled creation on its device (so a simulator
+that falls behind shows as latency, not as a lower rate) to the cloud's ack arriving
+back (the ack leaves after the commit: an upper bound) and to the write that stored it
+(`received_at`, just before the commit: a lower bound).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.store import LocalStore
-from benchmarks.fleet_devices import fleet_worker
+from benchmarks.fleet_devices import FleetResult, fleet_worker
 from benchmarks.turn_latency import percentile
 from sync.contracts.messages import DeviceStatus
 from sync.contracts.order import OrderLine
@@ -57,8 +60,8 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def mosquitto(work: Path) -> Iterator[str]:
-    """A Mosquitto 2 on a free loopback port with MOSQUITTO_CONF; yields its URL."""
+def mosquitto(work: Path) -> Iterator[tuple[str, int]]:
+    """A Mosquitto 2 on a free loopback port with MOSQUITTO_CONF; yields its URL and pid."""
     port = _free_port()
     conf = work / "mosquitto.conf"
     conf.write_text("\n".join([f"user {getpass.getuser()}", f"listener {port} 127.0.0.1",
@@ -67,7 +70,7 @@ def mosquitto(work: Path) -> Iterator[str]:
         proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=out, stderr=out)
     try:
         _wait_port(port, proc)
-        yield f"mqtt://127.0.0.1:{port}"
+        yield f"mqtt://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -227,11 +230,12 @@ def _seqs_in_order(db: Path, device_id: str) -> bool:
 
 # ---- fleet: many devices, each its own connection -------------------------------------
 
-def run_fleet(work: Path, url: str, devices: int, rate: float, seconds: float, replicas: int,
-              protocol: str, procs: int) -> int:
+def run_fleet(work: Path, url: str, broker_pid: int | None, devices: int, rate: float,
+              seconds: float, replicas: int, protocol: str, procs: int) -> int:
     tenant_id = new_id("ten")
     with cloud(work, url, replicas, protocol) as (db, pids):
         cpu_before = sum(cpu_seconds(p) for p in pids)
+        broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
         ctx = mp.get_context("spawn")
         out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
         share = [devices // procs + (1 if i < devices % procs else 0) for i in range(procs)]
@@ -241,30 +245,49 @@ def run_fleet(work: Path, url: str, devices: int, rate: float, seconds: float, r
             w.start()
         for _ in workers:
             assert out.get(timeout=120)[0] == "ready"
-        results = [out.get(timeout=seconds + 180)[1] for _ in workers]
+        results: list[FleetResult] = [out.get(timeout=seconds + 180)[1] for _ in workers]
         for w in workers:
             w.join(30)
         stored, span = _settled_count(db, tenant_id)
         cloud_cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
-    published = sum(r[0] for r in results)
-    latencies = [lat * 1000 for r in results for lat in r[1]]
-    unacked = sum(r[2] for r in results)
-    sim_cpu = sum(r[3] for r in results)
-    print(f"{'devices (own connection each)':<36}{devices:>12,}")
-    print(f"{'offered rate':<36}{rate:>12,.0f} events/s for {seconds:.0f} s")
-    print(f"{'published by the devices':<36}{published:>12,}")
-    print(f"{'stored in the cloud':<36}{stored:>12,}")
-    print(f"{'lost (published - stored)':<36}{published - stored:>12,}")
-    print(f"{'unacked at the end':<36}{unacked:>12,}")
-    print(f"{'ingested rate first->last commit':<36}{stored / span if span else 0:>12,.0f} events/s")
-    print(f"{'cloud CPU per event (all replicas)':<36}"
-          f"{cloud_cpu / max(stored, 1) * 1e6:>12.0f} us ({max(stored, 1) / cloud_cpu:,.0f} "
-          "events/s per busy core)")
-    print(f"{'simulator CPU per event':<36}{sim_cpu / max(published, 1) * 1e6:>12.0f} us")
+        broker_cpu = cpu_seconds(broker_pid) - broker_before if broker_pid else None
+        written = _created_to_written_ms(db, tenant_id)
+    published = sum(r.published for r in results)
+    latencies = [lat * 1000 for r in results for lat in r.latencies_s]
+    per_event = 1e6 / max(stored, 1)
+    print(f"{'devices (own connection each)':<38}{devices:>12,}")
+    print(f"{'offered rate':<38}{rate:>12,.0f} events/s for {seconds:.0f} s")
+    print(f"{'published by the devices':<38}{published:>12,}")
+    print(f"{'stored in the cloud':<38}{stored:>12,}")
+    print(f"{'lost (published - stored)':<38}{published - stored:>12,}")
+    print(f"{'unacked / rejected at the end':<38}{sum(r.unacked for r in results):>12,} / "
+          f"{sum(r.rejected for r in results):,}")
+    print(f"{'ingested rate first->last commit':<38}{stored / span if span else 0:>12,.0f} events/s")
+    print(f"{'cloud CPU per event (all replicas)':<38}{cloud_cpu * per_event:>12.0f} us "
+          f"({max(stored, 1) / cloud_cpu:,.0f} events/s per busy core)")
+    if broker_cpu is not None:
+        print(f"{'broker CPU per event':<38}{broker_cpu * per_event:>12.0f} us")
+    print(f"{'simulator CPU per event':<38}"
+          f"{sum(r.cpu_s for r in results) / max(published, 1) * 1e6:>12.0f} us "
+          f"(most behind its schedule: {max(r.max_lag_s for r in results) * 1000:,.0f} ms)")
     if latencies:
-        print(f"{'publish->ack p50 / p95 / p99':<36}{percentile(latencies, 50):>8.0f} ms / "
-              f"{percentile(latencies, 95):.0f} ms / {percentile(latencies, 99):.0f} ms")
+        print(f"{'created -> ack at the device p50/95/99':<38}{percentile(latencies, 50):>9,.0f} ms"
+              f" / {percentile(latencies, 95):,.0f} ms / {percentile(latencies, 99):,.0f} ms")
+    if written:
+        print(f"{'created -> written in the cloud p50/95/99':<38}{percentile(written, 50):>6,.0f} ms"
+              f" / {percentile(written, 95):,.0f} ms / {percentile(written, 99):,.0f} ms")
     return 0 if stored == published else 1
+
+
+def _created_to_written_ms(db: Path, tenant_id: str) -> list[float]:
+    """Per stored event, its creation on the device (`occurred_at`) to the start of the
+    write that committed it (`received_at`, taken just before the transaction): a lower
+    bound of created -> committed, as the ack's arrival at the device is an upper one."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as c:
+        rows = c.execute(
+            "SELECT (julianday(received_at) - julianday(json_extract(body, '$.occurred_at')))"
+            " * 86400000.0 FROM events WHERE tenant_id = ?", (tenant_id,)).fetchall()
+    return [float(r[0]) for r in rows if r[0] is not None]
 
 
 def main(argv: list[str]) -> int:
@@ -285,11 +308,12 @@ def main(argv: list[str]) -> int:
             tempfile.TemporaryDirectory(prefix="voxeron-bench-sync-")))
         work.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as stack:
-            url = args.broker or stack.enter_context(mosquitto(work))
+            url, broker_pid = (args.broker, None) if args.broker else stack.enter_context(
+                mosquitto(work))
             broker = args.broker or f"Mosquitto ({MOSQUITTO}) at {url}: {'; '.join(MOSQUITTO_CONF)}"
             print(f"broker: {broker}; cloud ingest replicas: {args.replicas}, MQTT "
                   f"{args.protocol}; cores: {os.cpu_count()}")
             if args.fleet:
-                return run_fleet(work, url, args.fleet, args.rate, args.seconds, args.replicas,
-                                 args.protocol, args.procs)
+                return run_fleet(work, url, broker_pid, args.fleet, args.rate, args.seconds,
+                                 args.replicas, args.protocol, args.procs)
             return run_drain(work, url, args.events, args.replicas, args.protocol)

@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 
 from appliance.store import LocalStore
+from appliance.voice.asr_prompt import menu_prompt
 from benchmarks.bench_call import CallOutcome, place_bench_call
 from benchmarks.caller_audio import NoiseBed, caller_line
 from benchmarks.duplex_script import BargeAt, DuplexScript
@@ -142,9 +143,7 @@ def write_overlay(catalogs: Path, out: Path) -> tuple[Path, Menu]:
     dir (never in the repository: the catalogs' licence), and its menu."""
     doc = pizza_overlay(catalogs)
     menu = Menu.model_validate(doc["menu"])
-    words = ["small", "medium", "large", *(s.name for s in menu.styles.values()),
-             *(o.name for o in menu.options.values()), *(i.name for i in menu.items)]
-    doc["asr_hints"] = "Pizza order: " + ", ".join(dict.fromkeys(words)) + ". No, that's all. Yes."
+    doc["asr_hints"] = menu_prompt(menu)  # as the offline loop (benchmarks/voice.py) measures it
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
     return out, menu
 

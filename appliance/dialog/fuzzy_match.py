@@ -68,13 +68,18 @@ def _allowed_edits(target: str) -> int:
     return 1 if len(target) < 7 else 2
 
 
+_DEVOICE = str.maketrans("gbdvzc", "kptfsk")
+
+
 def _consonants(word: str) -> str:
-    return "".join(ch for ch in word if ch not in "aeiouy")
+    """Consonants with voiced and voiceless pairs folded: on a phone line 'cogs' is 'cokes'."""
+    return "".join(ch for ch in word if ch not in "aeiouy").translate(_DEVOICE)
 
 
 def _distance(heard: str, target: str, limit: int) -> int:
-    """Edit distance, except that spellings differing only in vowels ('coaks', 'cokes') count
-    as within the limit: recognisers spell an unfamiliar vowel sound many ways."""
+    """Edit distance, except that spellings differing only in vowels or voicing ('coaks',
+    'cogs', 'cokes') count as within the limit: recognisers spell an unfamiliar vowel sound
+    many ways, and G.711 blurs voiced and voiceless consonants."""
     d = edit_distance(heard, target, limit)
     if d > limit and len(target) >= 5 and _consonants(heard) == _consonants(target):
         return limit

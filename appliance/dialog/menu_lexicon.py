@@ -11,7 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from appliance.dialog.fuzzy_match import SoundAlike
+from appliance.dialog.fuzzy_match import SoundAlike, sound_key
 from appliance.dialog.number_words import TENS, UNITS, read_number
 from blueprints.menu import Menu, MenuTerm
 
@@ -55,6 +55,11 @@ was way we well were what when where which while who why will wish with would ye
 your
 """.split())
 
+# English words that sound like a small number; a recogniser writes them for the number
+# ("i want to large pizzas", "and for medium cokes"). Read as numbers only before a plural.
+NUMBER_HOMOPHONES = {"to": 2, "too": 2, "do": 2, "for": 4, "fore": 4}
+# After these a 'for'/'to' is the preposition: "i need it for large pizzas".
+_OBJECTS = {"it", "them", "this", "that", "those", "these", "us"}
 NEGATION, QUALIFIER, JOINER, NUMBER, WORD = "negation", "qualifier", "joiner", "number", "word"
 ENTITY_KINDS = ("item", "size", "style", "option", "container", "volume")
 
@@ -129,7 +134,15 @@ class MenuLexicon:
         self._sounds = SoundAlike(
             [(" ".join(w), t) for w, t in self._phrases.items() if t.kind in ENTITY_KINDS],
             protected=COMMON_WORDS)
+        # Surfaces that name several of an item ('pizzas', 'pies'): a quantity above one.
+        self._plurals = {" ".join(normalize(p)) for i in menu.items
+                         for p in [i.plural or "", *i.synonyms]
+                         if p and p != i.name and p.endswith("s") and not i.name.endswith("s")}
         spoken = {**UNITS, **TENS, **menu.numbers}
+        self._item_keys: dict[str, set[str]] = {}
+        for words, t in self._phrases.items():
+            if t.kind == "item" and len("".join(words)) >= SoundAlike.MIN_CHARS:
+                self._item_keys.setdefault(sound_key("".join(words)), set()).add(t.value)
         self._numbers = SoundAlike([(w, Tag(NUMBER, str(n), w)) for w, n in spoken.items() if n > 0],
                                    protected=COMMON_WORDS, min_chars=3)
 
@@ -180,19 +193,42 @@ class MenuLexicon:
     def _repair_quantities(self, tags: list[Tag]) -> list[Tag]:
         """An unknown word right before a menu phrase, not after a number, may be a misheard
         quantity ('sex large pizzas', 'sexy medium pizzas' -> six); anywhere else 'sex' stays
-        a word, and plain English ('to', 'for') is never taken for a number."""
+        a word. Plain English that sounds like a number ('to', 'for') is one only before menu
+        words naming several of an item ('get me to medium pizzas'), never before a single
+        one ('get me to medium pizza' was 'a medium' as often as 'two')."""
         out = list(tags)
         for i, t in enumerate(tags[:-1]):
             if t.kind != WORD or tags[i + 1].kind not in ENTITY_KINDS:
                 continue
             if i and tags[i - 1].kind == NUMBER:
                 continue
-            # Plain English stays itself: 'get me to medium ...' was 'a medium' as often as 'two'.
+            if t.text in NUMBER_HOMOPHONES:
+                if self._names_several(tags, i + 1) and not (i and tags[i - 1].text in _OBJECTS):
+                    n = NUMBER_HOMOPHONES[t.text]
+                    spelled = next(w for w, v in UNITS.items() if v == n)
+                    out[i] = Tag(NUMBER, str(n), spelled, heard=t.text)
+                continue
             found = self._numbers.match([t.text], joinable=[True], extra_edits=1)
             if found:
                 num = found[0]
                 out[i] = Tag(NUMBER, num.value, num.text, heard=t.text)
         return out
+
+    def _names_several(self, tags: list[Tag], i: int) -> bool:
+        """Whether the menu phrases from tags[i] on end in a plural item ('medium pizzas')."""
+        for t in tags[i:]:
+            if t.kind == "item":
+                return t.text in self._plurals
+            if t.kind not in ENTITY_KINDS and not (t.kind == JOINER and t.value == "and"):
+                return False
+        return False
+
+    def items_like(self, text: str) -> set[str]:
+        """Items with a phrase of the same sound skeleton as `text` ('pepsis': pizza, pepsi);
+        empty when sound-alike repair is off."""
+        if not self.sound_alike:
+            return set()
+        return self._item_keys.get(sound_key(text.replace(" ", "")), set())
 
     def reread(self, text: str, kinds: set[str]) -> Tag | None:
         """Another reading of `text` among `kinds` (an abbreviation or sound-alike), or None."""

@@ -202,16 +202,30 @@ class OrderParser:
 
     def _place(self, chunk: list[_Tok], drafts: list[_Draft], out: ParseResult) -> None:
         """Make one chunk a new line, or add it to an earlier line, or report it unknown."""
-        head = next((t.value for t in chunk if t.kind == "item"), None)
+        head_tok = next((t for t in chunk if t.kind == "item"), None)
         num = next((t for t in chunk if t.kind == NUMBER), None)
         mods = [t for t in chunk if t.kind in MODIFIER_KINDS]
-        if head is None:
+        if head_tok is None:
             self._place_headless(chunk, num, mods, drafts, out)
             return
+        head = self._heard_item(head_tok, mods, out)
         draft = _Draft(head, int(num.value) if num else None)
         drafts.append(draft)
         self._apply(draft, mods, drafts)
         self._share(chunk, draft, drafts)
+
+    def _heard_item(self, tok: _Tok, mods: list[_Tok], out: ParseResult) -> str:
+        """The item named, unless its toppings or styles say it was another that sounds the
+        same: 'two large pepsis with onions' was heard for pizzas (a drink has no toppings)."""
+        wanted = [m for m in mods if m.kind in ("option", "style")]
+        if not wanted or any(_accepts(self._items[tok.value], m) for m in wanted):
+            return tok.value
+        fits = [i for i in self.lexicon.items_like(tok.text)
+                if i != tok.value and all(_accepts(self._items[i], m) for m in wanted)]
+        if len(fits) != 1:
+            return tok.value
+        out.repaired.append((tok.text, self._items[fits[0]].name))
+        return fits[0]
 
     def _place_headless(self, chunk: list[_Tok], num: _Tok | None, mods: list[_Tok],
                         drafts: list[_Draft], out: ParseResult) -> None:

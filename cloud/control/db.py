@@ -13,12 +13,12 @@ import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, computed_field
 
 from cloud.config import CloudConfig
 from cloud.control.cache import HotCache
+from cloud.control.event_store import IngestOutcome, set_cancelled_sql, store_events
 from cloud.control.health_history import (
     DEFAULT_LIMIT,
     DeviceHealthHistory,
@@ -31,15 +31,9 @@ from cloud.control.health_history import (
 from cloud.db import Database, Transaction, open_database
 from sync.contracts.events import (
     EventEnvelope,
-    OrderCancelled,
-    OrderSubmitted,
-    OrderSuperseded,
-    TicketPrinted,
 )
 from sync.contracts.messages import Command, DesiredState, DeviceStatus, Health, ReportedState
 from sync.contracts.order import Order
-
-IngestOutcome = Literal["stored", "duplicate"]
 
 
 def _iso(t: datetime) -> str:
@@ -93,15 +87,6 @@ def _order_record(row: dict[str, object]) -> OrderRecord:
     )
 
 
-def _set_cancelled(tx: Transaction) -> str:
-    """The cloud's record of an order says cancelled (JSON edit differs per dialect)."""
-    if tx.dialect == "postgresql":
-        return ("UPDATE orders SET body = jsonb_set(body::jsonb, '{status}', "
-                "'\"cancelled\"')::text WHERE order_id = :order_id AND tenant_id = :tenant_id")
-    return ("UPDATE orders SET body = json_set(body, '$.status', 'cancelled') "
-            "WHERE order_id = :order_id AND tenant_id = :tenant_id")
-
-
 class CloudDb:
     """Typed access to ingest and edge state; several instances may share the database."""
 
@@ -151,11 +136,7 @@ class CloudDb:
 
     def ingest_event(self, event: EventEnvelope, now: datetime) -> IngestOutcome:
         """Store an event once and apply it to its order; 'duplicate' if it was already here."""
-        with self.db.fleet() as tx:
-            outcome = self._ingest_one(tx, event, now)
-            if outcome == "stored":
-                self._touch(tx, event.tenant_id, event.device_id, now)
-        return outcome
+        return self.ingest_events([event], now)[0]
 
     def ingest_events(self, events: Sequence[EventEnvelope], now: datetime) -> list[IngestOutcome]:
         """Group commit: `ingest_event` for each, in the given order, in one transaction.
@@ -164,79 +145,7 @@ class CloudDb:
         acks only after this returns and a crash before it loses no acked event.
         """
         with self.db.fleet() as tx:
-            outcomes = [self._ingest_one(tx, event, now) for event in events]
-            touched = sorted({(e.tenant_id, e.device_id)
-                              for e, o in zip(events, outcomes, strict=True) if o == "stored"})
-            for tenant_id, device_id in touched:  # sorted: replicas lock rows in one order
-                self._touch(tx, tenant_id, device_id, now)
-        return outcomes
-
-    def _ingest_one(self, tx: Transaction, event: EventEnvelope, now: datetime,
-                    ) -> IngestOutcome:
-        stored = tx.execute(
-            "INSERT INTO events(event_id, tenant_id, device_id, seq, type, body, received_at) "
-            "VALUES (:event_id, :tenant_id, :device_id, :seq, :type, :body, :received_at) "
-            "ON CONFLICT (event_id) DO NOTHING",
-            {"event_id": event.event_id, "tenant_id": event.tenant_id,
-             "device_id": event.device_id, "seq": event.seq, "type": event.data.type,
-             "body": event.model_dump_json(), "received_at": _iso(now)},
-        )
-        if stored == 0:
-            return "duplicate"
-        if isinstance(event.data, OrderSubmitted):
-            self._insert_order(tx, event.data.order, event.seq)
-        elif isinstance(event.data, TicketPrinted):
-            tx.execute(
-                "UPDATE orders SET ticket_printed_at = COALESCE(ticket_printed_at, :printed) "
-                "WHERE order_id = :order_id AND tenant_id = :tenant_id",
-                {"printed": _iso(event.data.printed_at), "order_id": event.data.order_id,
-                 "tenant_id": event.tenant_id},
-            )
-        elif isinstance(event.data, OrderCancelled | OrderSuperseded):  # the box's record
-            tx.execute(_set_cancelled(tx), {"order_id": event.data.order_id,
-                                            "tenant_id": event.tenant_id})
-            if isinstance(event.data, OrderSuperseded):
-                self._insert_order(tx, event.data.replacement, event.seq)
-        return "stored"
-
-    def _insert_order(self, tx: Transaction, order: Order, seq: int) -> None:
-        # A ticket.printed that arrived first (the box drains in order, so only after a
-        # replay) is not lost: take its time from the events table. It comes from the same
-        # box after the order (a higher seq), so the (tenant, device, seq) index bounds the
-        # look-up to events stored out of order instead of scanning the whole table.
-        if tx.dialect == "postgresql":
-            printed_at = "body::jsonb #>> '{data,printed_at}'"
-            order_of = "body::jsonb #>> '{data,order_id}'"
-        else:
-            printed_at = "json_extract(body, '$.data.printed_at')"
-            order_of = "json_extract(body, '$.data.order_id')"
-        row = tx.fetch_one(
-            f"SELECT MIN({printed_at}) AS printed FROM events "
-            "WHERE tenant_id = :tenant_id AND device_id = :device_id AND seq > :seq "
-            f"AND type = 'ticket.printed' AND {order_of} = :order_id",
-            {"tenant_id": order.tenant_id, "device_id": order.device_id, "seq": seq,
-             "order_id": order.order_id},
-        )
-        printed = row["printed"] if row else None
-        tx.execute(
-            "INSERT INTO orders(order_id, tenant_id, device_id, number, body, "
-            "ticket_printed_at, created_at) VALUES (:order_id, :tenant_id, :device_id, "
-            ":number, :body, :printed, :created) ON CONFLICT (order_id) DO NOTHING",
-            {"order_id": order.order_id, "tenant_id": order.tenant_id,
-             "device_id": order.device_id, "number": order.number,
-             "body": order.model_dump_json(),
-             "printed": _iso(datetime.fromisoformat(str(printed))) if printed else None,
-             "created": _iso(order.created_at)},
-        )
-
-    @staticmethod
-    def _touch(tx: Transaction, tenant_id: str, device_id: str, now: datetime) -> None:
-        tx.execute(
-            "INSERT INTO devices(tenant_id, device_id, online, last_seen) "
-            "VALUES (:tenant_id, :device_id, 1, :now) "
-            "ON CONFLICT(tenant_id, device_id) DO UPDATE SET last_seen = excluded.last_seen",
-            {"tenant_id": tenant_id, "device_id": device_id, "now": _iso(now)},
-        )
+            return store_events(tx, events, now)
 
     def record_status(self, status: DeviceStatus, now: datetime) -> None:
         """Online/offline from the retained status topic; offline (the will) is not 'seen'."""
@@ -434,7 +343,7 @@ class CloudDb:
                  "day": command.day.isoformat() if command.day else None, "origin": origin,
                  "body": command.model_dump_json(), "now": _iso(now)})
             if cancel_order:
-                tx.execute(_set_cancelled(tx), {"order_id": command.order_id})
+                tx.execute(set_cancelled_sql(tx), {"order_id": command.order_id})
 
     def commands_to_publish(self, resend_before: datetime) -> list[Command]:
         """Unpublished commands, and published ones still without an outcome since before

@@ -6,9 +6,11 @@ that is JSON but breaks the contract, or claims another device than its topic, g
 network thread only enqueues, because a blocking ack publish there would deadlock.
 
 The worker group-commits: it takes everything queued (up to `_BATCH_MAX`), stores the
-events in one transaction, and only then publishes their acks, so an acked event is on
-disk. With a share group, several ingest replicas split the events between them
-(`$share/<group>/...`); see docs/sync.md for ordering and failover.
+events in one transaction (a few set-based statements, `event_store`), and only then
+publishes their acks and PUBACKs the broker, so an acked event is on disk. At fleet
+rates most of what is left is paho's cost per MQTT packet (docs/benchmarks.md). With a
+share group, several ingest replicas split the events between them (`$share/<group>/...`);
+see docs/sync.md for ordering and failover.
 """
 
 from __future__ import annotations
@@ -221,12 +223,13 @@ class Ingest:
                 log.error("dropping message on a topic that is not a device's",
                           extra=fields(topic=topic))
                 continue
+            if suffix == "up/events":  # the hot path: its few log lines name the ids
+                reply = self._judge_event(tenant_id, device_id, payload)
+                if reply is not None:
+                    acks.append((DeviceTopics(tenant_id, device_id).acks, reply))
+                continue
             with log_context(tenant_id=tenant_id, device_id=device_id):
-                if suffix == "up/events":
-                    reply = self._judge_event(tenant_id, device_id, payload)
-                    if reply is not None:
-                        acks.append((DeviceTopics(tenant_id, device_id).acks, reply))
-                elif suffix == "status":
+                if suffix == "status":
                     self._handle_status(tenant_id, device_id, payload)
                 elif suffix == "up/health":
                     self._handle_health(tenant_id, device_id, payload)
@@ -240,12 +243,14 @@ class Ingest:
         verdict = judge_event(tenant_id, device_id, payload)
         if isinstance(verdict, Drop):
             log.error("dropping event payload", extra=fields(
-                reason=verdict.reason, size=len(payload), head=payload[:80].decode("utf-8", "replace")))
+                tenant_id=tenant_id, device_id=device_id, reason=verdict.reason,
+                size=len(payload), head=payload[:80].decode("utf-8", "replace")))
             return None
         if isinstance(verdict, Reject):
             ack = verdict.ack
             log.error("rejecting event", extra=fields(
-                event_id=ack.event_id, error=ack.error.model_dump(mode="json") if ack.error else None))
+                tenant_id=tenant_id, device_id=device_id, event_id=ack.event_id,
+                error=ack.error.model_dump(mode="json") if ack.error else None))
             return ack
         return verdict
 
@@ -257,13 +262,15 @@ class Ingest:
         if accepted and self._on_events is not None:
             self._on_events(accepted, now)  # duplicates too: a resend may follow a failed hook
         messages: list[tuple[str, Ack | bytes]] = []
+        per_event_lines = log.isEnabledFor(logging.DEBUG)  # not their arguments at fleet rates
         for topic, reply in replies:
             if isinstance(reply, Accept):
                 event, outcome = reply.event, next(outcomes)
                 reply = Ack(event_id=event.event_id, seq=event.seq, status=outcome)
-                log.debug("event %s", outcome, extra=fields(
-                    tenant_id=event.tenant_id, device_id=event.device_id,
-                    event_id=event.event_id, seq=event.seq, type=event.data.type))
+                if per_event_lines:
+                    log.debug("event %s", outcome, extra=fields(
+                        tenant_id=event.tenant_id, device_id=event.device_id,
+                        event_id=event.event_id, seq=event.seq, type=event.data.type))
             messages.append((topic, reply))
         if accepted:  # one line per group commit; per-event lines are at debug level
             log.info("events committed", extra=fields(
@@ -332,5 +339,8 @@ def ingest_link(cfg: CloudConfig) -> MqttLink:
     """The ingest's MQTT client as configured (client id, session, TLS client identity)."""
     broker = BrokerAddress.from_url(cfg.mqtt_url, ca_file=cfg.mqtt_ca_file,
                                     cert_file=cfg.mqtt_cert_file, key_file=cfg.mqtt_key_file)
+    # No window on the acks it publishes (0 = unlimited): they are sent as the worker
+    # hands them over. paho's window would hold a batch's acks back until the broker's
+    # PUBACKs of earlier ones come in, and walk its whole outgoing list on every PUBACK.
     return MqttLink(broker, cfg.ingest_client_id, clean_session=cfg.ingest_clean_session,
-                    protocol=cfg.mqtt_protocol, manual_ack=True)
+                    protocol=cfg.mqtt_protocol, manual_ack=True, max_inflight=0)

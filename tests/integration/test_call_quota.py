@@ -32,7 +32,7 @@ from appliance.voice.tts_piper import PiperTts
 from blueprints.engine import compose_builtin
 from sync.contracts.messages import DesiredState, TenantPolicy
 from sync.structured_log import JsonFormatter, log_context
-from tests.integration.sip_phone import Phone, answered_call, idle
+from tests.integration.sip_phone import Phone, answered_call, eventually, idle
 
 NOW = datetime(2026, 11, 24, 19, 0, tzinfo=UTC)
 STAFF = "sip:staff@127.0.0.1:5099"
@@ -121,8 +121,12 @@ def test_second_call_in_a_minute_is_busy_until_a_new_desired_raises_the_quota(
         assert over[0]["sip_call_id"] == busy.call_id
         assert over[0]["tenant_id"] == "ten_q" and over[0]["device_id"] == "dev_q"
         assert str(over[0]["call_id"]).startswith("call_")
-        refusal = [x for x in agent_log.lines if x["msg"] == "call refused"]
-        assert [(x["status"], x["call_id"]) for x in refusal] == [(486, over[0]["call_id"])]
+        def refusals() -> list[dict[str, object]]:
+            return [x for x in agent_log.lines if x["msg"] == "call refused"]
+
+        # The refusal is logged once the 486 has gone out: the phone may read it first.
+        assert await eventually(lambda: bool(refusals()), timeout=5)
+        assert [(x["status"], x["call_id"]) for x in refusals()] == [(486, over[0]["call_id"])]
         apply(deps.store, 2, TenantPolicy(calls_per_min=2))
         second, media2, ok = await answered_call(agent.port)
         assert ok.status == 200 and agent.active_calls == 2

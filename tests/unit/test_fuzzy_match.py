@@ -76,7 +76,7 @@ def test_number_sound_alikes_only_in_a_quantity_position(parser: OrderParser) ->
     assert ("sex", "six") not in r.repaired and r.lines[0].quantity == 2
     r = parser.parse("i need it for large pizzas")  # 'for' after 'it' is plain English
     assert r.repaired == [] and r.lines[0].quantity == 1
-    r = parser.parse("get me to medium pizzas")  # 'to' was 'a' as often as 'two': left alone
+    r = parser.parse("get me to medium pizza")  # 'to' was 'a' as often as 'two': left alone
     assert r.repaired == [] and r.lines[0].quantity == 1
     r = parser.parse("a medium pizza but i do not want any bacon")  # 'any' is never 'one'
     assert r.repaired == [] and r.lines == [ParsedLine("pizza", 1, "medium", (("remove", "bacon"),))]
@@ -95,3 +95,37 @@ def test_a_tie_stays_unmatched() -> None:
     a, b = Tag("item", "pina", "pina"), Tag("item", "pino", "pino")
     assert SoundAlike([("pina", a), ("pino", b)], set()).match(["pinu"], [True]) is None
     assert SoundAlike([("pina", a), ("pino", b)], set()).match(["pina"], [True]) == (a, 1)
+
+
+@pytest.mark.parametrize("heard, quantity", [
+    ("get me to medium pizzas", 2),        # before a plural: the number
+    ("and for large cokes", 4),
+    ("i want to large pepperoni pizzas", 2),
+    ("get me do medium pizzas with ham", 2),
+    ("i want to order a pizza", 1),        # 'to' before a verb stays 'to'
+    ("i need it for large pizzas", 1),     # after 'it' it is the preposition
+])
+def test_number_homophones_before_a_plural(parser: OrderParser, heard: str, quantity: int) -> None:
+    r = parser.parse(heard)
+    assert [li.quantity for li in r.lines] == [quantity]
+
+
+def test_voicing_is_blurred_by_the_phone_line(parser: OrderParser) -> None:
+    r = parser.parse("six large cogs")
+    assert r.lines == [ParsedLine("coke", 6)] and ("cogs", "cokes") in r.repaired
+    assert parser.parse("six large kids").lines == []  # other consonants: no match
+
+
+def test_a_drink_heard_with_toppings_was_a_dish_that_sounds_the_same() -> None:
+    from benchmarks.nlu import DEFAULT_CATALOGS
+    from blueprints.catalog_import import pizza_menu
+
+    menu = pizza_menu(DEFAULT_CATALOGS.resolve())
+    p = OrderParser(menu)
+    r = p.parse("i want to large pepsis along with onions")
+    assert [(li.item_id, li.quantity, li.size) for li in r.lines] == [("pizza", 2, "large")]
+    assert r.lines[0].modifiers == (("add", "onions"),) and ("pepsis", "pizza") in r.repaired
+    r = p.parse("two pepsis and a large pizza with ham")  # toppings belong to the pizza
+    assert [li.item_id for li in r.lines] == ["pepsi", "pizza"] and r.repaired == []
+    assert OrderParser(menu, sound_alike=False).parse(
+        "two pepsis with onions").lines[0].item_id == "pepsi"  # a repair: off with the others
