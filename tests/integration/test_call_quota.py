@@ -54,7 +54,8 @@ class Lines(logging.Handler):
 def agent_log() -> Iterator[Lines]:
     handler, logger = Lines(), logging.getLogger("appliance.voice.sip_agent")
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
+    level = logger.level
+    logger.setLevel(logging.INFO)  # setLevel, not `.level =`: it clears isEnabledFor's cache
     try:
         yield handler
     finally:
